@@ -1,0 +1,43 @@
+# Two entry points: `make demo` (the main job) and `make test` (the test suite).
+# Each installs what it needs: Debian packages, a virtual environment with the CPU build of torch
+# (installed first, so that pip never pulls a CUDA build), then the project itself.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DATA   ?= data/synth
+RUN    ?= runs/edge
+EPOCHS ?=
+
+.PHONY: demo test test-slow system-deps install bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(STAMP)
+
+system-deps:
+	scripts/install-system-deps.sh
+
+# Main job: offline dataset -> train the edge preset -> test accuracy.
+demo: install system-deps
+	@if [ -f $(DATA)/dataset.json ]; then echo "using existing dataset $(DATA)"; \
+	  else $(BIN)/delrec-edge data synth --out $(DATA); fi
+	$(BIN)/delrec-edge train --preset edge --data $(DATA) --out $(RUN) --force $(if $(EPOCHS),--epochs $(EPOCHS))
+
+test: install system-deps
+	$(BIN)/python -m pytest -q
+
+test-slow: install system-deps
+	$(BIN)/python -m pytest -q --slow
+
+bench: install
+	$(BIN)/delrec-edge bench-train --preset shd
+	$(BIN)/delrec-edge bench-frontend
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""delrec-edge code generator (fixed-point C from the integer model file)."""

@@ -1,0 +1,1 @@
+"""Subcommands of the ``delrec-edge`` CLI, one module each."""

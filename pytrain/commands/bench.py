@@ -1,0 +1,63 @@
+"""``delrec-edge bench-train``: training-step speed of every recurrent variant, side by side."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..config import RECURRENT_VARIANTS
+
+
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v]
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "bench-train", help="benchmark one training step per recurrent variant",
+        description=(
+            "Time one training step (forward, backward, optimiser) of a preset for every recurrent variant on random "
+            "5%%-density spike input, and print a table. 'fused' is the shipped implementation, 'reference' the "
+            "step-by-step autograd loop it is tested against."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--preset", default="shd")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--steps", type=int, default=100, help="time steps T per sample")
+    p.add_argument("--repeats", type=int, default=5, help="timed steps per row (median reported)")
+    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    p.add_argument("--variants", default=",".join(RECURRENT_VARIANTS))
+    p.add_argument("--impl", default="fused", help="comma list of fused,reference")
+    p.add_argument("--sigma", default="0.06,10", help="comma list of sigma values (train-time delay spread)")
+    p.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import torch
+
+    from ..benchmarks import run_training_benchmark
+    from ..errors import UserError
+
+    variants = [v for v in args.variants.split(",") if v]
+    bad = [v for v in variants if v not in RECURRENT_VARIANTS]
+    if bad:
+        raise UserError(f"unknown variant(s) {', '.join(bad)}; choose from {', '.join(RECURRENT_VARIANTS)}")
+    impls = [v for v in args.impl.split(",") if v]
+    if any(i not in ("fused", "reference") for i in impls):
+        raise UserError("--impl takes fused and/or reference")
+    torch.set_num_threads(args.threads)
+    rows = run_training_benchmark(args.preset, variants, impls, _floats(args.sigma), args.batch, args.steps, args.repeats)
+    print(f"training step, preset {args.preset}, batch {args.batch}, T={args.steps}, {args.threads} threads, "
+          f"median of {args.repeats}")
+    print(f"{'variant':<14}{'impl':<11}{'sigma':>7}{'s/step':>10}{'steps/s':>10}")
+    for r in rows:
+        print(f"{r.variant:<14}{r.impl:<11}{r.sigma:>7.2f}{r.seconds:>10.3f}{r.steps_per_s:>10.2f}")
+    if args.json:
+        from pathlib import Path
+
+        from ..atomic import write_json_atomic
+
+        write_json_atomic(Path(args.json), [dict(r.__dict__, steps_per_s=r.steps_per_s) for r in rows])
+    return 0
