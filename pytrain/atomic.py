@@ -31,6 +31,10 @@ def staged_directory(out: Path, *, force: bool = False) -> Iterator[Path]:
     except OSError as exc:
         raise UserError(f"cannot create {parent}: {exc.strerror}") from None
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=parent))
+    # mkdtemp makes the folder private (0700); the result should have ordinary permissions
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
     try:
         yield tmp
     except BaseException:

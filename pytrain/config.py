@@ -98,6 +98,9 @@ class TrainConfig:
     rate_reg: float = 0.0  # weight of the firing-rate penalty sum_l (rate_l - rate_target)^2
     rate_target: float = 0.05
     val_fraction: float = 0.1
+    # augmentation: shift every training sample by a random whole number of input channels in
+    # [-n, n] (zero fill), which imitates other voices' formants and pitch on a tonotopic input
+    channel_shift: int = 0
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:

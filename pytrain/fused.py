@@ -126,7 +126,7 @@ class _Operator:
         _, n, b = window.shape
         width = n // c
         pad = (k - 1) // 2
-        out = torch.zeros(n, b, dtype=window.dtype)
+        out = torch.zeros(n, b, dtype=window.dtype, device=window.device)
         wc = window.reshape(d * c, width * b)
         oc = out.view(c, width, b)
         for o in range(k):
@@ -142,7 +142,7 @@ class _Operator:
         n, b = g.shape
         width = n // c
         pad = (k - 1) // 2
-        out = torch.zeros(d * c, width * b, dtype=g.dtype)
+        out = torch.zeros(d * c, width * b, dtype=g.dtype, device=g.device)
         gc = g.view(c, width, b)
         for o in range(k):
             shifted = torch.zeros_like(gc)

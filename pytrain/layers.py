@@ -137,7 +137,7 @@ class SpikingLayer(nn.Module):
         rec = self.rec
         assert rec is not None and rec.variant != "taps"
         if rec.delays is None:
-            lags = torch.ones(1, rec.n, dtype=torch.int64)
+            lags = torch.ones(1, rec.n, dtype=torch.int64, device=rec.weight.device)
         elif not self.training:
             lags = (1 + dl.integer_delays(rec.delays)).unsqueeze(0)
         else:

@@ -39,6 +39,7 @@ class TrainOptions:
     recurrent: str | None = None
     data_root: str | None = None
     progress: bool = True
+    stop_after: int | None = None  # run at most this many epochs now; continue later with resume
     overrides: dict = field(default_factory=dict)  # TrainConfig fields (batch_size, lr, ...)
     model_overrides: dict = field(default_factory=dict)  # ModelConfig fields (loss, readout, ...)
 
@@ -113,6 +114,18 @@ def evaluate(model: DelRecSNN, split: SpikeTensors, device: torch.device, batch_
     }
 
 
+def shift_channels(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Shift each sample of ``x`` (B, T, C) along channels by a random integer in [-max_shift, max_shift]."""
+    if max_shift <= 0:
+        return x
+    b, _, c = x.shape
+    shifts = torch.randint(-max_shift, max_shift + 1, (b,), generator=generator)
+    src = torch.arange(c).unsqueeze(0) - shifts.unsqueeze(1)  # (B, C): output channel k reads k - shift
+    valid = (src >= 0) & (src < c)
+    out = torch.gather(x, 2, src.clamp(0, c - 1).unsqueeze(1).expand(-1, x.shape[1], -1))
+    return out * valid.unsqueeze(1).to(x.dtype)
+
+
 def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The same shuffled order on every rank, different per epoch, independent of resume."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
@@ -130,12 +143,13 @@ def train_one_epoch(
     per_rank = len(order) // ctx.world_size
     order = order[ctx.rank * per_rank : (ctx.rank + 1) * per_rank] if ctx.distributed else order
     n_batches = max(1, math.ceil(len(order) / tc.batch_size))
+    aug = torch.Generator().manual_seed(seed * 1_000_003 + epoch * 7919 + ctx.rank)
     tot_loss = tot_correct = tot_n = tot_rate = 0.0
     for i in range(n_batches):
         idx = order[i * tc.batch_size : (i + 1) * tc.batch_size]
         if len(idx) == 0:
             continue
-        x = batch_input(data.x[idx], device)
+        x = batch_input(shift_channels(data.x[idx], tc.channel_shift, aug), device)
         y = data.y[idx].to(device)
         out = net(x)
         loss = model.loss(out, y) + rate_penalty(out, tc)
@@ -244,14 +258,15 @@ def _train(opts: TrainOptions, preset, device: torch.device, ctx: ddp.Context) -
     data_spec = opts.data if opts.data.lower() in ("shd", "ssc") else str(Path(opts.data).resolve())
     info = {"preset": preset.name, "data": _data_info(data), "data_spec": data_spec, "seed": opts.seed,
             "world_size": ctx.world_size}
+    last_epoch = epochs if opts.stop_after is None else min(epochs, start_epoch + opts.stop_after)
     bar = None
     if opts.progress and ctx.is_main:
         from tqdm.auto import tqdm
 
         per_rank = len(data.train) // ctx.world_size
-        bar = tqdm(total=(epochs - start_epoch) * max(1, math.ceil(per_rank / tc.batch_size)), unit="batch", dynamic_ncols=True)
+        bar = tqdm(total=(last_epoch - start_epoch) * max(1, math.ceil(per_rank / tc.batch_size)), unit="batch", dynamic_ncols=True)
     t0 = time.perf_counter()
-    for epoch in range(start_epoch, epochs):
+    for epoch in range(start_epoch, last_epoch):
         sigma = sigma_for_epoch(epoch, epochs, tc.sigma_init, tc.sigma_decay)
         model.set_sigma(sigma)
         if bar is not None:
@@ -287,9 +302,11 @@ def _train(opts: TrainOptions, preset, device: torch.device, ctx: ddp.Context) -
     test = evaluate(best_model, data.test, device)
     metrics = {
         "preset": preset.name,
+        "complete": last_epoch == epochs,
         "recurrent": cfg.recurrent,
         "data": info["data"],
         "epochs": epochs,
+        "epochs_done": last_epoch,
         "best_epoch": best["epoch"],
         "val_acc": best["val_acc"],
         "test_acc": test["acc"],

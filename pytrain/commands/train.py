@@ -29,11 +29,13 @@ def register(sub) -> None:
     p.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm to this value")
     p.add_argument("--rate-reg", type=float, default=None, help="weight of the firing-rate penalty")
     p.add_argument("--rate-target", type=float, default=None, help="target firing rate per step")
+    p.add_argument("--channel-shift", type=int, default=None, help="augmentation: random channel shift of up to this many channels")
     p.add_argument("--loss", choices=LOSSES, default=None, help="loss on the readout (default: the preset's)")
     p.add_argument("--readout", choices=READOUTS, default=None, help="readout kind (default: the preset's)")
     p.add_argument("--seed", type=int, default=0, help="random seed (runs are deterministic on CPU)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
+    p.add_argument("--stop-after", type=int, default=None, help="run at most this many epochs now (continue later with --resume)")
     p.add_argument("--force", action="store_true", help="replace an existing run folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -45,9 +47,10 @@ def run(args) -> int:
     opts = TrainOptions(
         preset=args.preset, data=args.data, out=args.out, epochs=args.epochs, seed=args.seed, device=args.device,
         resume=args.resume, force=args.force, recurrent=args.recurrent, data_root=args.data_root,
-        progress=not args.no_progress,
+        progress=not args.no_progress, stop_after=args.stop_after,
         overrides={"batch_size": args.batch_size, "lr": args.lr, "lr_delay": args.lr_delay, "grad_clip": args.grad_clip,
-                   "rate_reg": args.rate_reg, "rate_target": args.rate_target},
+                   "rate_reg": args.rate_reg, "rate_target": args.rate_target,
+                   "channel_shift": args.channel_shift},
         model_overrides={"loss": args.loss, "readout": args.readout},
     )
     m = train(opts)
