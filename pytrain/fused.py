@@ -28,7 +28,6 @@ from dataclasses import dataclass
 import torch
 
 from .neurons import LIFParams
-from .recurrent import conv_recurrence, dense_recurrence, taps_recurrence
 
 
 @dataclass(frozen=True)
@@ -136,20 +135,32 @@ class _Operator:
                 _shift_add(oc[co], mixed[co], 1.0, o - pad)
         return out
 
-    def adjoint_taps(self, g: torch.Tensor) -> torch.Tensor:
-        """Gradient of :meth:`apply_taps` with respect to its window: (D, N, B), oldest lag first."""
+    def backward_taps(self, g: torch.Tensor, window: torch.Tensor, g_mix: torch.Tensor | None) -> torch.Tensor:
+        """Gradient of :meth:`apply_taps` with respect to its window, (D, N, B) oldest lag first.
+
+        Also accumulates the gradient of the mixing matrices into ``g_mix`` (K, C_out, D*C_in) when given.
+        """
         d, c, k = self.taps_shape
         n, b = g.shape
         width = n // c
         pad = (k - 1) // 2
         out = torch.zeros(d * c, width * b, dtype=g.dtype, device=g.device)
         gc = g.view(c, width, b)
+        wc = window.reshape(d * c, width * b)
         for o in range(k):
-            shifted = torch.zeros_like(gc)
+            shifted = torch.zeros_like(gc)  # the transpose of the shift applied in the forward pass
             for co in range(c):
                 _shift_add(shifted[co], gc[co], 1.0, -(o - pad))
-            out.addmm_(self.mix_t[o], shifted.view(c, width * b))  # (D*C_in, C_out) @ (C_out, width*B)
+            shifted = shifted.view(c, width * b)
+            out.addmm_(self.mix_t[o], shifted)  # (D*C_in, C_out) @ (C_out, width*B)
+            if g_mix is not None:
+                g_mix[o].addmm_(shifted, wc.t())  # (C_out, width*B) @ (width*B, D*C_in)
         return out.view(d, n, b)
+
+    def kernel_grad_from_mix(self, g_mix: torch.Tensor) -> torch.Tensor:
+        """(K, C_out, D*C_in) mixing-matrix gradient -> (D, C, C, K) kernel gradient, lags in the original order."""
+        d, c, k = self.taps_shape
+        return g_mix.view(k, c, d, c).permute(2, 1, 3, 0).flip(0).contiguous()
 
 
 class _FusedLIF(torch.autograd.Function):
@@ -216,6 +227,10 @@ class _FusedLIF(torch.autograd.Function):
         if p.reset == "zero":
             dv_dh_all = 1.0 - spikes[hist:]
             dv_ds_all = -h_all
+        g_mix = None
+        if spec.variant == "taps" and weight.requires_grad:
+            d, c, k = op.taps_shape
+            g_mix = h_all.new_zeros(k, c, d * c)
         g_v = torch.zeros_like(h_all[0])
         for t in range(t_len - 1, -1, -1):
             g_s = g_spikes[hist + t]
@@ -237,7 +252,7 @@ class _FusedLIF(torch.autograd.Function):
                 torch.mul(g_h, mask_nb, out=g_i)
             if spec.variant == "taps":
                 d = weight.shape[0]
-                g_spikes[hist + t - d : hist + t] += op.adjoint_taps(g_i)
+                g_spikes[hist + t - d : hist + t] += op.backward_taps(g_i, spikes[hist + t - d : hist + t], g_mix)
                 continue
             g_z = op.adjoint(g_i)  # (N, B)
             flat = flat0 + t * n
@@ -249,27 +264,34 @@ class _FusedLIF(torch.autograd.Function):
                 taps = rows.index_select(0, flat).view(-1, n, b)
                 g_tap += (taps * g_z.unsqueeze(0)).sum(-1)
         g_weight = None
-        if recurrent and weight.requires_grad:
-            g_weight = _weight_grad(spec, weight, spikes, z_all, g_rec_all, t_len)
+        if g_mix is not None:
+            g_weight = op.kernel_grad_from_mix(g_mix)
+        elif recurrent and weight.requires_grad:
+            g_weight = _weight_grad(spec, weight, z_all, g_rec_all, t_len)
         return g_cur.transpose(1, 2), g_weight, g_tap, None, None, None
 
 
-def _weight_grad(spec: LoopSpec, weight, spikes, z_all, g_rec_all, t_len: int) -> torch.Tensor:
-    """Recurrent weight gradient summed over all steps, as one batched product (reference operators)."""
-    hist = spec.history
-    _, n, b = g_rec_all.shape
-    g_flat = g_rec_all.transpose(1, 2).reshape(t_len * b, n)
-    with torch.enable_grad():
-        w = weight.detach().requires_grad_(True)
-        if spec.variant == "taps":
-            d = weight.shape[0]
-            windows = torch.stack([spikes[hist - k : hist - k + t_len] for k in range(1, d + 1)])
-            out = taps_recurrence(windows.transpose(2, 3).reshape(d, t_len * b, n), w)
-        else:
-            z = z_all.transpose(1, 2).reshape(t_len * b, n)
-            out = dense_recurrence(z, w) if spec.variant == "dense" else conv_recurrence(z, w)
-        (g_weight,) = torch.autograd.grad(out, w, g_flat)
-    return g_weight
+def _weight_grad(spec: LoopSpec, weight, z_all, g_rec_all, t_len: int) -> torch.Tensor:
+    """conv/dense weight gradient summed over all steps, as a few batched products on the (T, N, B) layout."""
+    if spec.variant == "dense":
+        # dW = sum_t g_t z_t^T: one (N, T*B) @ (T*B, N) product
+        n = z_all.shape[1]
+        return g_rec_all.permute(1, 0, 2).reshape(n, -1) @ z_all.permute(1, 0, 2).reshape(n, -1).t()
+    c, _, k = weight.shape
+    _, n, b = z_all.shape
+    width = n // c
+    pad = (k - 1) // 2
+    g = g_rec_all.view(t_len, c, width, b)
+    z = z_all.view(t_len, c, width, b)
+    grad = torch.empty_like(weight)
+    for o in range(k):
+        shift = o - pad  # out[i] reads z[i + shift]
+        lo, hi = max(0, -shift), min(width, width - shift)
+        gs, zs = g[:, :, lo:hi], z[:, :, lo + shift : hi + shift]
+        for co in range(c):
+            for ci in range(c):
+                grad[co, ci, o] = (gs[:, co] * zs[:, ci]).sum()
+    return grad
 
 
 def _flat_rows(hist: int, lags: torch.Tensor | None, n: int) -> torch.Tensor | None:
