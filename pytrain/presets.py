@@ -58,7 +58,7 @@ PRESETS: dict[str, Preset] = {
             n_taps=16, tau=2.0, readout="leaky", readout_tau=2.0, loss="mean_logits",
             dropout=0.1, rec_dropout=0.1, delay_init=("uniform", 0.0, 15.0), delay_max=30.0, bin_ms=10.0,
         ),
-        TrainConfig(epochs=30, batch_size=64, lr=2e-3, lr_delay=5e-2, channel_shift=2),
+        TrainConfig(epochs=40, batch_size=64, lr=2e-3, lr_delay=5e-2, channel_shift=2),
         "Cortex-M4 wearable: 32 channels, 64 + recurrent 64 neurons",
     ),
     "tiny": Preset(
