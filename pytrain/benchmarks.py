@@ -57,7 +57,6 @@ def run_training_benchmark(
     repeats: int = 5,
 ) -> list[StepTiming]:
     rows = []
-    # interleave variants within each repeat block so that machine noise hits all of them alike
     for sigma in sigmas:
         for impl in impls:
             for variant in variants:

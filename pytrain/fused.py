@@ -22,12 +22,11 @@ Backward of one step (``u = h - threshold``, :math:`\sigma'` the surrogate deriv
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
-from .neurons import LIFParams
+from .neurons import LIFParams, surrogate_derivative
 
 
 @dataclass(frozen=True)
@@ -37,14 +36,6 @@ class LoopSpec:
     lif: LIFParams
     variant: str | None  # None (no recurrence), "conv", "dense", "conv-nodelay", "taps"
     history: int  # rows of history kept before t = 0 (largest lag)
-
-
-def _surrogate_grad(u: torch.Tensor, p: LIFParams) -> torch.Tensor:
-    if p.surrogate == "atan":
-        a = p.surrogate_scale
-        return (a / 2) / (1 + (math.pi / 2 * a * u) ** 2)
-    g = p.surrogate_scale
-    return torch.clamp(g - u.abs(), min=0) / (g * g)
 
 
 # -- recurrent operators in the neuron-major (N, B) layout of the fused loop ---------------------
@@ -222,7 +213,7 @@ class _FusedLIF(torch.autograd.Function):
         g_tap = torch.zeros_like(tap_weights) if tap_weights is not None and tap_weights.requires_grad else None
         flat0 = _flat_rows(hist, lags, n)
         # surrogate derivative for all steps at once (one op instead of T)
-        sg_all = _surrogate_grad(h_all - p.threshold, p)
+        sg_all = surrogate_derivative(h_all - p.threshold, p.surrogate, p.surrogate_scale)
         # dv_t/dh_t and dv_t/ds_t for all steps at once, for the same reason
         if p.reset == "zero":
             dv_dh_all = 1.0 - spikes[hist:]

@@ -27,41 +27,33 @@ from typing import NamedTuple
 import torch
 
 
-class _ATanSpike(torch.autograd.Function):
+def surrogate_derivative(u: torch.Tensor, surrogate: str, scale: float) -> torch.Tensor:
+    """:math:`\\partial s/\\partial u` used in the backward pass (formulas in the module docstring)."""
+    if surrogate == "atan":
+        return (scale / 2) / (1 + (math.pi / 2 * scale * u) ** 2)
+    return torch.clamp(scale - u.abs(), min=0) / (scale * scale)
+
+
+class _SurrogateSpike(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, u: torch.Tensor, alpha: float) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, u: torch.Tensor, surrogate: str, scale: float) -> torch.Tensor:  # type: ignore[override]
         ctx.save_for_backward(u)
-        ctx.alpha = alpha
+        ctx.surrogate, ctx.scale = surrogate, scale
         return (u >= 0).to(u.dtype)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         (u,) = ctx.saved_tensors
-        a = ctx.alpha
-        return grad * (a / 2) / (1 + (math.pi / 2 * a * u) ** 2), None
+        return grad * surrogate_derivative(u, ctx.surrogate, ctx.scale), None, None
 
 
-class _TriangleSpike(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, u: torch.Tensor, gamma: float) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(u)
-        ctx.gamma = gamma
-        return (u >= 0).to(u.dtype)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        (u,) = ctx.saved_tensors
-        g = ctx.gamma
-        return grad * torch.clamp(g - u.abs(), min=0) / (g * g), None
-
-
-SURROGATES = {"atan": _ATanSpike.apply, "triangle": _TriangleSpike.apply}
+SURROGATES = ("atan", "triangle")
 RESETS = ("zero", "subtract")
 
 
 def spike(u: torch.Tensor, surrogate: str, scale: float) -> torch.Tensor:
     """Heaviside step :math:`\\Theta(u)` (1 where ``u >= 0``) with the named surrogate gradient."""
-    return SURROGATES[surrogate](u, scale)
+    return _SurrogateSpike.apply(u, surrogate, scale)
 
 
 class LIFParams(NamedTuple):

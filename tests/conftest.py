@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
 from hypothesis import HealthCheck, settings
 
 # CI is derandomized: the same examples every run, so a failure is always reproducible.

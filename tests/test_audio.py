@@ -105,3 +105,18 @@ def test_garbage_is_a_user_error_naming_the_file(tmp_path, content):
 def test_missing_file_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="no such file"):
         load_audio(tmp_path / "nope.wav")
+
+
+def _riff_wav(path, format_tag: int, bits: int, payload: bytes) -> None:
+    import struct
+
+    fmt = struct.pack("<HHIIHH", format_tag, 1, 8000, 8000 * bits // 8, bits // 8, bits)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(payload)) + payload
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+
+
+def test_unsupported_sample_format_is_a_user_error(tmp_path):
+    path = tmp_path / "codec.wav"
+    _riff_wav(path, 0x1234, 8, bytes(range(256)) * 4)  # a codec no reader knows
+    with pytest.raises(UserError, match="codec.wav"):
+        load_audio(path)
