@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 # CI is derandomized: the same examples every run, so a failure is always reproducible.
@@ -13,6 +14,18 @@ settings.register_profile(
 settings.register_profile("dev", max_examples=40, deadline=None)
 settings.register_profile("slow", derandomize=True, max_examples=400, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_frame_cache(tmp_path_factory):
+    """Keep the binned-frame cache of every test (and its subprocesses) out of the user's home."""
+    previous = os.environ.get("DELREC_EDGE_CACHE")
+    os.environ["DELREC_EDGE_CACHE"] = str(tmp_path_factory.mktemp("frame-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("DELREC_EDGE_CACHE", None)
+    else:
+        os.environ["DELREC_EDGE_CACHE"] = previous
 
 
 def pytest_addoption(parser):

@@ -76,7 +76,7 @@ def test_every_preset_trains_on_a_dataset_of_another_width(toy, tmp_path):
 def test_data_parallel_training_with_two_processes(toy, tmp_path):
     run = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "pytrain", "train", "--preset", "tiny", "--data", str(toy), "--out", str(run), "--epochs", "2", "--no-progress"]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
