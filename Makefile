@@ -23,11 +23,12 @@ install: $(STAMP)
 system-deps:
 	scripts/install-system-deps.sh
 
-# Main job: offline dataset -> train the edge preset -> test accuracy.
+# Main job: offline dataset -> train the edge preset -> quantize to int8 -> accuracy table.
 demo: install system-deps
 	@if [ -f $(DATA)/dataset.json ]; then echo "using existing dataset $(DATA)"; \
 	  else $(BIN)/delrec-edge data synth --out $(DATA); fi
 	$(BIN)/delrec-edge train --preset edge --data $(DATA) --out $(RUN) --force $(if $(EPOCHS),--epochs $(EPOCHS))
+	$(BIN)/delrec-edge quantize $(RUN)
 
 test: install system-deps
 	$(BIN)/python -m pytest -q

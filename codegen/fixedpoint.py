@@ -116,10 +116,31 @@ def leak_parameters(beta: float, shift: int = LEAK_SHIFT) -> tuple[int, int]:
     return int(round_half_up(beta * 2.0**shift)), shift
 
 
-def leak(v, multiplier: int, shift: int) -> np.ndarray:
-    """:math:`\\mathrm{rshift}(v \\cdot m, k)`: the membrane after one step of decay."""
+def leak(v, multiplier: int, shift: int, product_bits: int = ACC_BITS) -> np.ndarray:
+    """:math:`\\mathrm{rshift}(v \\cdot m, k)`: the membrane after one step of decay.
+
+    ``product_bits`` (32..64) is the width of the register that holds :math:`v \\cdot m` and the rounding
+    bias: 32 for the 16-bit membranes, 64 for the 32-bit readout state (whose product needs up to 47 bits).
+    """
     if not 0 <= multiplier <= (1 << shift):
         raise ValueError(f"leak multiplier must be in 0..2**{shift}, got {multiplier}")
-    product = np.asarray(v, dtype=np.int64) * multiplier
-    _check_fits(product, ACC_BITS, "leak product")
-    return rshift_round(product, shift)
+    if product_bits == ACC_BITS:
+        product = np.asarray(v, dtype=np.int64) * multiplier
+        _check_fits(product, ACC_BITS, "leak product")
+        return rshift_round(product, shift)
+    return _leak_wide(np.asarray(v, dtype=np.int64), multiplier, shift, product_bits)
+
+
+def _leak_wide(v: np.ndarray, multiplier: int, shift: int, product_bits: int) -> np.ndarray:
+    """:func:`leak` with a product register wider than 32 bits (up to 64)."""
+    if not ACC_BITS < product_bits <= 64:
+        raise ValueError(f"product_bits must be in {ACC_BITS}..64, got {product_bits}")
+    if not 0 <= shift <= MAX_SHIFT:
+        raise ValueError(f"shift must be in 0..{MAX_SHIFT}, got {shift}")
+    lo, hi = -(1 << (product_bits - 1)), (1 << (product_bits - 1)) - 1
+    bias = (1 << (shift - 1)) if shift else 0
+    # checked on Python ints: an int64 product or bias that left 64 bits would wrap silently in numpy
+    # (m >= 0, so the extremes of v give the extremes of the product)
+    if v.size and (int(v.min()) * multiplier < lo or int(v.max()) * multiplier + bias > hi):
+        raise OverflowError(f"leak product plus rounding bias leaves the {product_bits}-bit range")
+    return (v * multiplier + bias) >> shift

@@ -28,7 +28,7 @@ def test_every_subcommand_has_help(cmd, capsys):
 
 def test_required_subcommands_exist():
     names = set(_subcommands(build_parser()))
-    for cmd in [("info",), ("data",), ("data", "synth"), ("data", "wav"), ("train",), ("eval",), ("bench-train",)]:
+    for cmd in [("info",), ("data",), ("data", "synth"), ("data", "wav"), ("train",), ("eval",), ("quantize",), ("bench-train",)]:
         assert cmd in names
 
 

@@ -1,0 +1,162 @@
+"""Post-training quantization, optional quantization-aware fine-tuning, and export of the integer model.
+
+``quantize_run`` reads ``RUN/model.pt``, builds the fake-quantized network (scales from the weights and
+from calibration inputs), optionally fine-tunes it with QAT, writes ``RUN/model.int.npz`` and adds
+``float_acc``, ``fakequant_acc`` and ``int_acc`` (all on the same test split) to ``RUN/metrics.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import checkpoint as ckpt
+from .atomic import write_json_atomic
+from .data import SpikeTensors, load_data
+from .errors import UserError
+from .fakequant import FakeQuantSNN, calibrated
+from .train import evaluate, seed_everything
+
+INT_MODEL_FILE = "model.int.npz"
+
+
+@dataclass
+class QuantizeOptions:
+    run: Path
+    data: str | None = None
+    data_root: str | None = None
+    weight_bits: int = 8
+    qat_epochs: int = 0
+    calib: int = 256
+    lr: float = 1e-4
+    batch_size: int = 64
+    seed: int = 0
+    progress: bool = True
+
+
+def qat_loss(fq: FakeQuantSNN, u: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The float model's loss on the readout in float units (``u / 2^u_frac``)."""
+    logits = u / 2.0**fq.u_frac
+    if fq.cfg.loss == "sum_softmax":
+        return F.cross_entropy(logits.softmax(-1).sum(0), y)
+    return F.cross_entropy(logits.mean(0), y)
+
+
+@torch.no_grad()
+def fakequant_predictions(fq: FakeQuantSNN, split: SpikeTensors, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer scores (S, K) as int64 and predictions (first largest score)."""
+    fq.eval()
+    scores = []
+    for start in range(0, len(split), batch_size):
+        u, _ = fq(split.x[start : start + batch_size].double().transpose(0, 1))
+        scores.append(fq.scores(u))
+    s = torch.cat(scores).to(torch.int64)
+    return s, s.argmax(-1)
+
+
+def fine_tune(fq: FakeQuantSNN, data: SpikeTensors, opts: QuantizeOptions) -> list[dict]:
+    """Quantization-aware training: AdamW on the float parameters through the integer forward pass."""
+    opt = torch.optim.AdamW([p for p in fq.parameters() if p.requires_grad], lr=opts.lr, weight_decay=0.0)
+    history = []
+    bar = None
+    n_batches = math.ceil(len(data) / opts.batch_size)
+    if opts.progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=opts.qat_epochs * n_batches, unit="batch", desc="QAT", dynamic_ncols=True)
+    for epoch in range(opts.qat_epochs):
+        fq.train()
+        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(opts.seed * 7919 + epoch))
+        total = correct = 0.0
+        for i in range(n_batches):
+            idx = order[i * opts.batch_size : (i + 1) * opts.batch_size]
+            y = data.y[idx]
+            u, _ = fq(data.x[idx].double().transpose(0, 1))
+            loss = qat_loss(fq, u, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+            correct += float((fq.scores(u.detach()).argmax(-1) == y).sum())
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{float(loss.detach()):.3f}", refresh=False)
+        history.append({"epoch": epoch, "loss": total / len(data), "train_acc": correct / len(data)})
+    if bar is not None:
+        bar.close()
+    fq.eval()
+    return history
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def quantize_run(opts: QuantizeOptions) -> dict:
+    from codegen import overflow, refmodel
+    from codegen.modelfile import save_network, validate_network
+
+    if opts.weight_bits not in (4, 8, 16):
+        raise UserError("--weight-bits must be 4, 8 or 16")
+    if opts.qat_epochs < 0 or opts.calib < 0:
+        raise UserError("--qat-epochs and --calib must not be negative")
+    model_path = ckpt.find_model_file(opts.run)
+    run = model_path.parent
+    model, rec = ckpt.load_model(model_path)
+    info = rec.get("info", {})
+    spec = opts.data or info.get("data_spec")
+    if not spec:
+        raise UserError("--data is required (the run does not record its dataset)")
+    seed_everything(opts.seed)
+    data = load_data(spec, bin_ms=model.cfg.bin_ms, data_root=opts.data_root, seed=int(info.get("seed", 0)),
+                     progress=opts.progress)
+    if data.n_inputs != model.cfg.n_inputs or data.n_classes != model.cfg.n_classes:
+        raise UserError(f"dataset {data.name} does not match the model's inputs or classes")
+    t0 = time.perf_counter()
+    float_acc = evaluate(model, data.test, torch.device("cpu"))["acc"]
+    fq = calibrated(model, opts.weight_bits, data.train.x[: opts.calib])
+    history = fine_tune(fq, data.train, opts) if opts.qat_epochs else []
+    fq_scores, fq_pred = fakequant_predictions(fq, data.test)
+    fakequant_acc = float((fq_pred == data.test.y).float().mean())
+
+    net = fq.to_int_network(
+        classes=data.classes,
+        meta={"preset": info.get("preset", ""), "source_checkpoint_sha256": _file_sha256(model_path),
+              "weight_bits": opts.weight_bits, "qat_epochs": opts.qat_epochs, "calib": opts.calib},
+    )
+    try:
+        validate_network(net)
+        overflow.check(net, max_steps=data.n_steps)
+    except ValueError as exc:
+        raise UserError(f"cannot export: {exc}") from None
+    result = refmodel.run(net, data.test.x.numpy().astype(np.int64))
+    int_pred = torch.from_numpy(np.asarray(result.predictions))
+    int_scores = torch.from_numpy(np.asarray(result.scores))
+    int_acc = float((int_pred == data.test.y).float().mean())
+    bit_exact = int((int_scores == fq_scores).all(dim=1).sum())
+    save_network(net, run / INT_MODEL_FILE)
+    quant = {
+        "float_acc": float_acc,
+        "fakequant_acc": fakequant_acc,
+        "int_acc": int_acc,
+        "weight_bits": opts.weight_bits,
+        "qat_epochs": opts.qat_epochs,
+        "calib": opts.calib,
+        "fakequant_int_bit_exact": bit_exact,
+        "n_test": len(data.test),
+        "quantize_seconds": time.perf_counter() - t0,
+        "qat_history": history,
+    }
+    metrics = ckpt.read_metrics(run)
+    metrics.update({k: quant[k] for k in ("float_acc", "fakequant_acc", "int_acc")})
+    metrics["quantization"] = quant
+    write_json_atomic(run / ckpt.METRICS_FILE, metrics)
+    return quant
