@@ -66,7 +66,21 @@ def saturate_ste(x: torch.Tensor, bits: int) -> torch.Tensor:
     return torch.clamp(x, lo, hi)
 
 
-def calibrated(model: DelRecSNN, weight_bits: int, calibration: torch.Tensor | None) -> "FakeQuantSNN":
+def per_layer_bits(model: DelRecSNN, weight_bits) -> tuple[int, ...]:
+    """Weight widths for every hidden layer (its recurrent weights included) and then the readout.
+
+    ``weight_bits`` is one width for all, or a sequence with one width per hidden layer plus the readout.
+    """
+    n = len(model.layers) + 1
+    bits = (int(weight_bits),) * n if isinstance(weight_bits, int) else tuple(int(b) for b in weight_bits)
+    if len(bits) != n:
+        raise ValueError(f"expected {n} weight widths ({n - 1} layers and the readout), got {len(bits)}")
+    if any(b not in (4, 8, 16) for b in bits):
+        raise ValueError(f"weight widths must be 4, 8 or 16, got {bits}")
+    return bits
+
+
+def calibrated(model: DelRecSNN, weight_bits, calibration: torch.Tensor | None) -> "FakeQuantSNN":
     """Post-training quantization: scales from the weights, membrane scales from calibration inputs."""
     if calibration is None or calibration.shape[0] == 0:
         return FakeQuantSNN(model, weight_bits)
@@ -87,32 +101,33 @@ def _max_abs(t: torch.Tensor) -> float:
 
 
 def plan_scales(
-    model: DelRecSNN, weight_bits: int = 8, peaks: list[float] | None = None
+    model: DelRecSNN, weight_bits=8, peaks: list[float] | None = None
 ) -> tuple[list[LayerScales], tuple[int, int]]:
     """Fraction bits per layer: each weight tensor as fine as its int range allows (never finer than the
     membrane), the membrane as fine as 16 bits allow while holding twice the largest membrane seen in
     calibration (``peaks``, float units), or ``MEMBRANE_HEADROOM`` thresholds without calibration."""
+    bits = per_layer_bits(model, weight_bits)
     scales = []
     for i, layer in enumerate(model.layers):
         reach = MEMBRANE_HEADROOM * model.cfg.threshold if peaks is None else max(2.0 * peaks[i], 2.0 * model.cfg.threshold)
         cap = fx.frac_bits_for(reach, STATE_BITS)
         w, _ = fold_batchnorm(layer.fc, layer.bn)
-        f_w = fx.frac_bits_for(_max_abs(w), weight_bits)
-        f_r = fx.frac_bits_for(_max_abs(layer.rec.weight), weight_bits) if layer.rec is not None else None
+        f_w = fx.frac_bits_for(_max_abs(w), bits[i])
+        f_r = fx.frac_bits_for(_max_abs(layer.rec.weight), bits[i]) if layer.rec is not None else None
         # the membrane as fine as its range allows: weights join it by exact left shifts
         f_v = cap
         scales.append(LayerScales(min(f_w, f_v), None if f_r is None else min(f_r, f_v), f_v))
-    f_out = fx.frac_bits_for(_max_abs(model.fc_out.weight), weight_bits)
+    f_out = fx.frac_bits_for(_max_abs(model.fc_out.weight), bits[-1])
     return scales, (f_out, f_out + READOUT_EXTRA_BITS)
 
 
 class FakeQuantSNN(nn.Module):
     """The integer network of a trained :class:`DelRecSNN`, as a differentiable PyTorch module."""
 
-    def __init__(self, model: DelRecSNN, weight_bits: int = 8, peaks: list[float] | None = None):
+    def __init__(self, model: DelRecSNN, weight_bits=8, peaks: list[float] | None = None):
         super().__init__()
         self.cfg = model.cfg
-        self.weight_bits = weight_bits
+        self.bits = per_layer_bits(model, weight_bits)  # hidden layers, then the readout
         self.scales, (self.out_frac, self.u_frac) = plan_scales(model, weight_bits, peaks)
         self.peaks: list[float] | None = None  # largest |h| per layer (float units) seen while recording
         self.ff_w = nn.ParameterList()
@@ -147,7 +162,7 @@ class FakeQuantSNN(nn.Module):
     # -- integer parameters --------------------------------------------------------------------
     def int_params(self, i: int) -> dict:
         s = self.scales[i]
-        bits = self.weight_bits
+        bits = self.bits[i]
         out = {
             "w": quantize_ste(self.ff_w[i], s.weight_frac, bits),
             "b": quantize_ste(self.ff_b[i], s.v_frac, 32),
@@ -159,7 +174,7 @@ class FakeQuantSNN(nn.Module):
 
     def readout_params(self) -> dict:
         return {
-            "w": quantize_ste(self.out_w, self.out_frac, self.weight_bits),
+            "w": quantize_ste(self.out_w, self.out_frac, self.bits[-1]),
             "b": quantize_ste(self.out_b, self.u_frac, 32),
         }
 
@@ -244,7 +259,9 @@ class FakeQuantSNN(nn.Module):
         def ints(t: torch.Tensor, dtype) -> np.ndarray:
             return t.detach().cpu().numpy().astype(dtype)
 
-        wdtype = np.int8 if self.weight_bits <= 8 else np.int16
+        def wdtype(bits: int):
+            return np.int8 if bits <= 8 else np.int16
+
         layers = []
         for i, sc in enumerate(self.scales):
             p = self.int_params(i)
@@ -253,20 +270,20 @@ class FakeQuantSNN(nn.Module):
             if self.variants[i] is not None:
                 delays = self.delays[i]
                 rec = IntRecurrence(
-                    variant=self.variants[i], weight=ints(p["r"], wdtype), frac=sc.rec_frac,
+                    variant=self.variants[i], weight=ints(p["r"], wdtype(self.bits[i])), frac=sc.rec_frac,
                     delays=np.zeros(0, np.int64) if delays is None else delays.numpy().astype(np.int64),
-                    weight_bits=self.weight_bits,
+                    weight_bits=self.bits[i],
                 )
             layers.append(IntLayer(
-                weight=ints(p["w"], wdtype), weight_frac=sc.weight_frac, bias=ints(p["b"], np.int64),
+                weight=ints(p["w"], wdtype(self.bits[i])), weight_frac=sc.weight_frac, bias=ints(p["b"], np.int64),
                 v_frac=sc.v_frac, threshold=p["threshold"], leak_mul=mul, leak_shift=shift,
-                reset=self.lif[i].reset, recurrence=rec, weight_bits=self.weight_bits, state_bits=STATE_BITS,
+                reset=self.lif[i].reset, recurrence=rec, weight_bits=self.bits[i], state_bits=STATE_BITS,
             ))
         p = self.readout_params()
         mul, shift = self.readout_leak
         readout = IntReadout(
-            weight=ints(p["w"], wdtype), weight_frac=self.out_frac, bias=ints(p["b"], np.int64),
-            v_frac=self.u_frac, leak_mul=mul, leak_shift=shift, weight_bits=self.weight_bits,
+            weight=ints(p["w"], wdtype(self.bits[-1])), weight_frac=self.out_frac, bias=ints(p["b"], np.int64),
+            v_frac=self.u_frac, leak_mul=mul, leak_shift=shift, weight_bits=self.bits[-1],
         )
         return IntNetwork(
             n_inputs=self.cfg.n_inputs, layers=tuple(layers), readout=readout, bin_ms=self.cfg.bin_ms,

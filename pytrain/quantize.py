@@ -8,7 +8,7 @@ from calibration inputs), optionally fine-tunes it with QAT, writes ``RUN/model.
 from __future__ import annotations
 
 import hashlib
-import json
+import shutil
 import math
 import time
 from dataclasses import dataclass
@@ -22,7 +22,7 @@ from . import checkpoint as ckpt
 from .atomic import write_json_atomic
 from .data import SpikeTensors, load_data
 from .errors import UserError
-from .fakequant import FakeQuantSNN, calibrated
+from .fakequant import FakeQuantSNN, calibrated, per_layer_bits
 from .train import evaluate, seed_everything
 
 INT_MODEL_FILE = "model.int.npz"
@@ -31,9 +31,10 @@ INT_MODEL_FILE = "model.int.npz"
 @dataclass
 class QuantizeOptions:
     run: Path
+    out: Path | None = None  # run folder to write (default: ``run`` itself)
     data: str | None = None
     data_root: str | None = None
-    weight_bits: int = 8
+    weight_bits: int | tuple[int, ...] = 8  # one width, or one per hidden layer plus the readout
     qat_epochs: int = 0
     calib: int = 256
     lr: float = 1e-4
@@ -51,15 +52,25 @@ def qat_loss(fq: FakeQuantSNN, u: torch.Tensor, y: torch.Tensor) -> torch.Tensor
 
 
 @torch.no_grad()
-def fakequant_predictions(fq: FakeQuantSNN, split: SpikeTensors, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-    """Integer scores (S, K) as int64 and predictions (first largest score)."""
+def fakequant_traces(fq: FakeQuantSNN, split: SpikeTensors, batch_size: int = 256):
+    """Per-step spikes of every layer (B, T, N) and readout values (B, T, K) as int64, and the scores."""
     fq.eval()
-    scores = []
+    spikes, readout = [], []
     for start in range(0, len(split), batch_size):
-        u, _ = fq(split.x[start : start + batch_size].double().transpose(0, 1))
-        scores.append(fq.scores(u))
-    s = torch.cat(scores).to(torch.int64)
-    return s, s.argmax(-1)
+        u, s = fq(split.x[start : start + batch_size].double().transpose(0, 1))
+        spikes.append([layer.transpose(0, 1).to(torch.int64) for layer in s])
+        readout.append(u.transpose(0, 1).to(torch.int64))
+    per_layer = [torch.cat([b[i] for b in spikes]) for i in range(len(fq.scales))]
+    u_all = torch.cat(readout)
+    return per_layer, u_all, u_all.sum(1)
+
+
+def bit_exact_samples(fq_spikes, fq_u, trace) -> int:
+    """Samples on which every spike of every layer at every step and every readout value agree exactly."""
+    same = (fq_u.numpy() == trace.u).all(axis=(1, 2))
+    for i, s in enumerate(fq_spikes):
+        same &= (s.numpy() == trace.layers[i].spikes.astype(np.int64)).all(axis=(1, 2))
+    return int(same.sum())
 
 
 def fine_tune(fq: FakeQuantSNN, data: SpikeTensors, opts: QuantizeOptions) -> list[dict]:
@@ -104,13 +115,15 @@ def quantize_run(opts: QuantizeOptions) -> dict:
     from codegen import overflow, refmodel
     from codegen.modelfile import save_network, validate_network
 
-    if opts.weight_bits not in (4, 8, 16):
-        raise UserError("--weight-bits must be 4, 8 or 16")
     if opts.qat_epochs < 0 or opts.calib < 0:
         raise UserError("--qat-epochs and --calib must not be negative")
     model_path = ckpt.find_model_file(opts.run)
-    run = model_path.parent
     model, rec = ckpt.load_model(model_path)
+    run = Path(opts.out) if opts.out is not None else model_path.parent
+    try:
+        per_layer_bits(model, opts.weight_bits)
+    except ValueError as exc:
+        raise UserError(f"--weight-bits: {exc}") from None
     info = rec.get("info", {})
     spec = opts.data or info.get("data_spec")
     if not spec:
@@ -124,30 +137,34 @@ def quantize_run(opts: QuantizeOptions) -> dict:
     float_acc = evaluate(model, data.test, torch.device("cpu"))["acc"]
     fq = calibrated(model, opts.weight_bits, data.train.x[: opts.calib])
     history = fine_tune(fq, data.train, opts) if opts.qat_epochs else []
-    fq_scores, fq_pred = fakequant_predictions(fq, data.test)
-    fakequant_acc = float((fq_pred == data.test.y).float().mean())
+    fq_spikes, fq_u, fq_scores = fakequant_traces(fq, data.test)
+    fakequant_acc = float((fq_scores.argmax(-1) == data.test.y).float().mean())
 
     net = fq.to_int_network(
         classes=data.classes,
         meta={"preset": info.get("preset", ""), "source_checkpoint_sha256": _file_sha256(model_path),
-              "weight_bits": opts.weight_bits, "qat_epochs": opts.qat_epochs, "calib": opts.calib},
+              "weight_bits": list(fq.bits), "qat_epochs": opts.qat_epochs, "calib": opts.calib},
     )
     try:
         validate_network(net)
         overflow.check(net, max_steps=data.n_steps)
     except ValueError as exc:
         raise UserError(f"cannot export: {exc}") from None
-    result = refmodel.run(net, data.test.x.numpy().astype(np.int64))
-    int_pred = torch.from_numpy(np.asarray(result.predictions))
-    int_scores = torch.from_numpy(np.asarray(result.scores))
-    int_acc = float((int_pred == data.test.y).float().mean())
-    bit_exact = int((int_scores == fq_scores).all(dim=1).sum())
+    result = refmodel.run(net, data.test.x.numpy().astype(np.int64), keep_trace=True)
+    int_acc = float((torch.from_numpy(np.asarray(result.predictions)) == data.test.y).float().mean())
+    bit_exact = bit_exact_samples(fq_spikes, fq_u, result.trace)
+    bit_exact = bit_exact if np.array_equal(fq_scores.numpy(), result.scores) else 0
+    if run != model_path.parent:
+        run.mkdir(parents=True, exist_ok=True)
+        for name in (ckpt.MODEL_FILE, ckpt.METRICS_FILE):
+            if (model_path.parent / name).is_file() and not (run / name).exists():
+                shutil.copyfile(model_path.parent / name, run / name)
     save_network(net, run / INT_MODEL_FILE)
     quant = {
         "float_acc": float_acc,
         "fakequant_acc": fakequant_acc,
         "int_acc": int_acc,
-        "weight_bits": opts.weight_bits,
+        "weight_bits": list(fq.bits),
         "qat_epochs": opts.qat_epochs,
         "calib": opts.calib,
         "fakequant_int_bit_exact": bit_exact,

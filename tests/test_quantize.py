@@ -38,15 +38,31 @@ def test_quantize_writes_the_integer_model_and_the_accuracy_table(trained, bits,
     # the fake-quant model and the integer reference agree on every test sample, bit for bit
     assert q["fakequant_int_bit_exact"] == q["n_test"] > 0
     assert metrics["fakequant_acc"] == metrics["int_acc"]
-    assert f"on {q['n_test']}/{q['n_test']} samples" in out
+    assert f"bit-exact on {q['n_test']}/{q['n_test']} samples" in out
     net = load_network(run / "model.int.npz")
     assert net.layers[0].weight_bits == bits
-    assert net.meta["weight_bits"] == bits and len(net.meta["source_checkpoint_sha256"]) == 64
+    assert net.meta["weight_bits"] == [bits] * 3 and len(net.meta["source_checkpoint_sha256"]) == 64
     x = np.zeros((1, 5, net.n_inputs), np.int64)
     assert refmodel.run(net, x).scores.shape == (1, net.n_classes)
+
+
+def test_per_layer_widths_and_a_separate_output_folder(trained, tmp_path, capsys):
+    _, run = trained
+    out = tmp_path / "int"
+    assert main(["quantize", str(run), "--weight-bits", "8,4,16", "--out", str(out), "--calib", "16", "--no-progress"]) == 0
+    net = load_network(out / "model.int.npz")
+    assert [layer.weight_bits for layer in net.layers] + [net.readout.weight_bits] == [8, 4, 16]
+    assert json.loads((out / "metrics.json").read_text())["quantization"]["weight_bits"] == [8, 4, 16]
+    assert "int8/4/16" in capsys.readouterr().out
 
 
 def test_quantize_bad_input_is_a_one_line_error(tmp_path):
     res = subprocess.run([sys.executable, "-m", "pytrain", "quantize", str(tmp_path / "missing")],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
+
+
+def test_bad_weight_widths_are_refused(trained):
+    _, run = trained
+    for bad in ("5", "8,8", "x"):
+        assert main(["quantize", str(run), "--weight-bits", bad, "--no-progress"]) == 2
