@@ -23,12 +23,14 @@ install: $(STAMP)
 system-deps:
 	scripts/install-system-deps.sh
 
-# Main job: offline dataset -> train the edge preset -> quantize to int8 -> accuracy table.
+# Main job: offline dataset -> train the edge preset -> quantize to int8 -> generate C -> host parity.
 demo: install system-deps
 	@if [ -f $(DATA)/dataset.json ]; then echo "using existing dataset $(DATA)"; \
 	  else $(BIN)/delrec-edge data synth --out $(DATA); fi
 	$(BIN)/delrec-edge train --preset edge --data $(DATA) --out $(RUN) --force $(if $(EPOCHS),--epochs $(EPOCHS))
 	$(BIN)/delrec-edge quantize $(RUN)
+	$(BIN)/delrec-edge codegen $(RUN) --force
+	$(BIN)/delrec-edge parity $(RUN)
 
 test: install system-deps
 	$(BIN)/python -m pytest -q
@@ -39,6 +41,8 @@ test-slow: install system-deps
 bench: install
 	$(BIN)/delrec-edge bench-train --preset shd
 	$(BIN)/delrec-edge bench-frontend
+	@if [ -f $(RUN)/model.int.npz ]; then $(BIN)/delrec-edge bench-infer $(RUN); \
+	  else echo "bench-infer skipped: no $(RUN)/model.int.npz (run 'make demo' first)"; fi
 
 clean:
 	rm -rf $(VENV) build *.egg-info

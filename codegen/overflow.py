@@ -31,6 +31,7 @@ _ADVICE = {
     "recurrent accumulator": "use fewer recurrent weight bits, a smaller kernel or fewer taps",
     "current": "use fewer membrane fraction bits (smaller shifts) or a smaller bias",
     "membrane before saturation": "use fewer membrane fraction bits (smaller shifts) or a smaller bias",
+    "leak product": "use a narrower membrane (state_bits) or a leak with fewer fraction bits",
     "readout accumulator": "use fewer readout weight bits",
     "readout input": "use fewer readout fraction bits (a smaller shift) or a smaller bias",
     "score": "classify shorter samples (fewer steps)",
@@ -75,6 +76,7 @@ class LayerBounds:
     acc_rec: Quantity | None  # None without recurrence
     current: Quantity  # I after shifts, plus bias (and every partial sum of it)
     membrane_sum: Quantity  # leak(v) + I before sat_state
+    leak_product: Quantity  # v * leak_mul plus the rounding bias, held in 32 bits
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ class OverflowReport:
     def quantities(self) -> list[Quantity]:
         out: list[Quantity] = []
         for lb in self.layers:
-            out += [q for q in (lb.acc_ff, lb.acc_rec, lb.current, lb.membrane_sum) if q is not None]
+            out += [q for q in (lb.acc_ff, lb.acc_rec, lb.current, lb.membrane_sum, lb.leak_product) if q is not None]
         out += [self.readout.acc, self.readout.drive, self.readout.u]
         if self.score is not None:
             out.append(self.score)
@@ -178,7 +180,10 @@ def _layer_bounds(layer: IntLayer, where: str, max_in: int) -> LayerBounds:
     # |leak(v)| <= |v| <= 2^(state_bits-1) since m <= 2^k
     v_lo, v_hi = fx.int_range(layer.state_bits)
     membrane = _q(where, "membrane before saturation", cur_lo + bias + v_lo, cur_hi + bias + v_hi, ACC_BITS)
-    return LayerBounds(_q(where, "feed-forward accumulator", ff_lo, ff_hi, ACC_BITS), acc_rec, current, membrane)
+    rounding = (1 << (layer.leak_shift - 1)) if layer.leak_shift else 0
+    leak = Quantity(where, "leak product", v_lo * layer.leak_mul + rounding, v_hi * layer.leak_mul + rounding, ACC_BITS)
+    ff = _q(where, "feed-forward accumulator", ff_lo, ff_hi, ACC_BITS)
+    return LayerBounds(ff, acc_rec, current, membrane, leak)
 
 
 def _geometric(drive: int, mul: int, shift: int) -> int:

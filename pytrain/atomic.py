@@ -13,6 +13,13 @@ from typing import Iterator
 from .errors import UserError
 
 
+def _umask() -> int:
+    """The process umask (reading it means setting it, so set it straight back)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 @contextlib.contextmanager
 def staged_directory(out: Path, *, force: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling of ``out``; on success it replaces ``out`` in one rename.
@@ -32,9 +39,7 @@ def staged_directory(out: Path, *, force: bool = False) -> Iterator[Path]:
         raise UserError(f"cannot create {parent}: {exc.strerror}") from None
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=parent))
     # mkdtemp makes the folder private (0700); the result should have ordinary permissions
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)
+    os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
     except BaseException:
@@ -53,6 +58,8 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        # mkstemp makes the file private (0600); the result should have ordinary permissions
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -16,16 +16,27 @@ settings.register_profile("slow", derandomize=True, max_examples=400, deadline=N
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _private_frame_cache(tmp_path_factory):
-    """Keep the binned-frame cache of every test (and its subprocesses) out of the user's home."""
-    previous = os.environ.get("DELREC_EDGE_CACHE")
-    os.environ["DELREC_EDGE_CACHE"] = str(tmp_path_factory.mktemp("frame-cache"))
+def _private_env(tmp_path_factory, variable: str, folder: str):
+    """Point ``variable`` at a fresh folder for the session (tests and their subprocesses), then restore it."""
+    previous = os.environ.get(variable)
+    os.environ[variable] = str(tmp_path_factory.mktemp(folder))
     yield
     if previous is None:
-        os.environ.pop("DELREC_EDGE_CACHE", None)
+        os.environ.pop(variable, None)
     else:
-        os.environ["DELREC_EDGE_CACHE"] = previous
+        os.environ[variable] = previous
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_frame_cache(tmp_path_factory):
+    """Keep the binned-frame cache out of the user's home."""
+    yield from _private_env(tmp_path_factory, "DELREC_EDGE_CACHE", "frame-cache")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_build_cache(tmp_path_factory):
+    """Keep the host builds of generated C out of the user's home."""
+    yield from _private_env(tmp_path_factory, "DELREC_EDGE_BUILD_CACHE", "build-cache")
 
 
 def pytest_addoption(parser):

@@ -163,7 +163,21 @@ def test_report_rows_are_a_printable_table():
     report = ov.analyse(adversarial_network("dense"), max_steps=10)
     rows = report.rows()
     assert rows[0] == ov.OverflowReport.HEADER
-    assert len(rows) == 1 + len(report.quantities()) == 1 + 3 + 4 + 3 + 1
+    assert len(rows) == 1 + len(report.quantities()) == 1 + 4 + 5 + 3 + 1
     assert all(len(r) == len(rows[0]) for r in rows)
     text = str(report)
     assert "feed-forward accumulator" in text and "score" in text and "NO" not in text
+
+
+@pytest.mark.parametrize("state_bits, leak_mul, fits", [(16, 1 << 15, True), (17, 1 << 15, True), (18, 1 << 15, False), (24, 128, True),
+                                                       (24, 257, False)])
+def test_leak_product_bound(state_bits, leak_mul, fits):
+    """v * leak_mul + rounding is a 32-bit product in the C: wide membranes need a coarse leak."""
+    net = wide_network(n_in=2)
+    layer = net.layers[0]
+    wide = IntLayer(layer.weight, 0, np.array([0, 0]), 0, 1, leak_mul, 15, "zero", weight_bits=16, state_bits=state_bits)
+    report = ov.analyse(IntNetwork(2, (wide,), net.readout, 1.0))
+    q = report.layers[0].leak_product
+    assert q.hi == (2 ** (state_bits - 1) - 1) * leak_mul + 2**14
+    assert q.lo == -(2 ** (state_bits - 1)) * leak_mul + 2**14
+    assert q.fits == fits

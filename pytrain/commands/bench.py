@@ -32,6 +32,24 @@ def register(sub) -> None:
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
     p.set_defaults(func=run)
 
+    q = sub.add_parser(
+        "bench-infer", help="benchmark inference per sample: PyTorch float vs integer reference vs generated C",
+        description=(
+            "Time the classification of the same test samples, one at a time, by the trained float model "
+            "(PyTorch eager, batch 1), the integer reference model and the generated C built on the host, "
+            "and print a table with the speed-ups of the C."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    q.add_argument("runs", nargs="+", help="run folders holding model.pt and model.int.npz")
+    q.add_argument("--samples", type=int, default=16, help="test samples timed per engine")
+    q.add_argument("--repeats", type=int, default=3, help="timed rounds (median reported)")
+    q.add_argument("--threads", type=int, default=1, help="torch intra-op threads (the C runs on one core)")
+    q.add_argument("--data", default=None, help="dataset (default: the one each run was trained on)")
+    q.add_argument("--data-root", default=None, help="folder holding SHD/ and SSC/")
+    q.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    q.set_defaults(func=run_infer)
+
 
 def run(args) -> int:
     import torch
@@ -59,4 +77,26 @@ def run(args) -> int:
         from ..atomic import write_json_atomic
 
         write_json_atomic(Path(args.json), [dict(r.__dict__, steps_per_s=r.steps_per_s) for r in rows])
+    return 0
+
+
+def run_infer(args) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from ..errors import UserError
+    from ..inferbench import benchmark_run, format_table
+
+    if args.samples < 1 or args.repeats < 1 or args.threads < 1:
+        raise UserError("--samples, --repeats and --threads must be at least 1")
+    torch.set_num_threads(args.threads)
+    rows = [benchmark_run(Path(r), args.samples, args.repeats, args.data, args.data_root) for r in args.runs]
+    print(f"inference per sample, batch 1, {args.samples} test samples, median of {args.repeats} rounds, "
+          f"torch {args.threads} thread(s); C built with -O2 on this host")
+    print(format_table(rows))
+    if args.json:
+        from ..atomic import write_json_atomic
+
+        write_json_atomic(Path(args.json), [r.as_dict() for r in rows])
     return 0

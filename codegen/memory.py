@@ -1,0 +1,137 @@
+"""The memory map of a generated model: flash (weights, constants, code) and RAM (state, delay rings), per layer.
+
+Data sizes follow from the plan exactly (the test suite checks the state size against ``sizeof`` of the
+compiled struct). Code size depends on the target and compiler: it is measured by compiling the model
+with ``arm-none-eabi-gcc`` for a Cortex-M4 at ``-Os`` when that toolchain is installed, and reported as
+not measured otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from .plan import LIF_PARAMS_BYTES, Plan
+
+CODE_TARGET = ("cortex-m4", ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-Os"])
+
+
+def _layer_rows(plan: Plan) -> list[dict]:
+    rows = []
+    for layer in plan.layers:
+        arrays = {a.name: a.nbytes for a in layer.arrays}
+        state = {f.name: f.nbytes for f in layer.state}
+        i = layer.index
+        rows.append({
+            "name": f"layer {i}",
+            "flash": {
+                "weights": arrays[f"l{i}_w"],
+                "bias": arrays[f"l{i}_b"],
+                "recurrent_weights": arrays.get(f"l{i}_r", 0),
+                "delay_offsets": arrays.get(f"l{i}_off", 0),
+                "constants": LIF_PARAMS_BYTES,
+            },
+            "ram": {
+                "membranes": state[f"v{i}"],
+                "spikes": state[f"spk{i}"],
+                "delay_ring": state.get(f"ring{i}", 0),
+                "ring_index": state.get(f"head{i}", 0),
+            },
+        })
+    ro = plan.readout
+    arrays = {a.name: a.nbytes for a in ro.arrays}
+    state = {f.name: f.nbytes for f in ro.state}
+    rows.append({
+        "name": "readout",
+        "flash": {"weights": arrays["ro_w"], "bias": arrays["ro_b"], "recurrent_weights": 0, "delay_offsets": 0,
+                  "constants": 0},
+        "ram": {"membranes": state["u"], "spikes": 0, "delay_ring": 0, "ring_index": 0, "scores": state["score"]},
+    })
+    for row in rows:
+        row["flash"]["total"] = sum(row["flash"].values())
+        row["ram"]["total"] = sum(row["ram"].values())
+    return rows
+
+
+def measure_code_bytes(files: dict[str, str], prefix: str) -> dict | None:
+    """``.text`` and ``.rodata`` of ``<prefix>.c`` built for a Cortex-M4 at -Os, or ``None`` without a toolchain."""
+    gcc, size = shutil.which("arm-none-eabi-gcc"), shutil.which("arm-none-eabi-size")
+    if gcc is None or size is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, text in files.items():
+            (Path(tmp) / name).write_text(text, encoding="utf-8")
+        obj = Path(tmp) / "model.o"
+        subprocess.run([gcc, *CODE_TARGET[1], "-std=c99", "-ffunction-sections", "-fdata-sections", "-I", tmp, "-c",
+                        str(Path(tmp) / f"{prefix}.c"), "-o", str(obj)], check=True, capture_output=True)
+        listing = subprocess.run([size, "-A", str(obj)], check=True, capture_output=True, text=True).stdout
+    text = rodata = 0
+    for line in listing.splitlines():
+        m = re.match(r"(\.\S+)\s+(\d+)", line)
+        if m and m.group(1).startswith(".text"):
+            text += int(m.group(2))
+        elif m and m.group(1).startswith(".rodata"):
+            rodata += int(m.group(2))
+    return {"target": CODE_TARGET[0], "flags": " ".join(CODE_TARGET[1]), "text": text, "rodata": rodata}
+
+
+def memory_report(plan: Plan, files: dict[str, str] | None = None) -> dict:
+    """The report as a JSON-ready dict; ``files`` (the rendered sources) enables the code-size measurement."""
+    rows = _layer_rows(plan)
+    names = [c.encode("utf-8") for c in (plan.classes or [str(k) for k in range(plan.n_classes)])]
+    class_names = sum(len(n) + 1 for n in names) + 4 * plan.n_classes  # strings + pointer table (32-bit target)
+    code = measure_code_bytes(files, plan.prefix) if files is not None else None
+    flash_data = sum(r["flash"]["total"] for r in rows) + class_names
+    return {
+        "prefix": plan.prefix,
+        "model_sha256": plan.model_sha256,
+        "rows": rows,
+        "flash": {
+            "weights_and_constants": flash_data - class_names,
+            "class_names": class_names,
+            "data_total": flash_data,
+            "code": code,
+        },
+        "ram": {
+            "state_struct": plan.state_bytes,
+            "delay_rings": sum(r["ram"]["delay_ring"] + r["ram"]["ring_index"] for r in rows),
+            "step_stack_scratch": plan.scratch_bytes,
+        },
+        "notes": [
+            "bytes; flash data counts every static const array plus the class-name table (4-byte pointers)",
+            "RAM is the caller-owned state struct; the step function also uses step_stack_scratch bytes of stack",
+            "code: measured with arm-none-eabi-gcc when installed (Cortex-M4, -Os), else null",
+        ],
+    }
+
+
+def format_report(report: dict) -> str:
+    """The report as an aligned text table."""
+    head = ("", "ff weights", "bias", "rec weights", "delays", "consts", "flash", "membranes", "spikes", "ring",
+            "RAM")
+    lines = [head]
+    for r in report["rows"]:
+        f, m = r["flash"], r["ram"]
+        membranes = m["membranes"] + m.get("scores", 0)
+        lines.append((r["name"], f["weights"], f["bias"], f["recurrent_weights"], f["delay_offsets"], f["constants"],
+                      f["total"], membranes, m["spikes"], m["delay_ring"] + m["ring_index"], m["total"]))
+    total_flash = sum(r["flash"]["total"] for r in report["rows"])
+    total_ram = sum(r["ram"]["total"] for r in report["rows"])
+    lines.append(("total", "", "", "", "", "", total_flash, "", "", "", total_ram))
+    cells = [[str(c) for c in row] for row in lines]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(head))]
+    out = ["memory (bytes)"]
+    for row in cells:
+        out.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+    ram = report["ram"]
+    code = report["flash"]["code"]
+    out.append(f"state struct {ram['state_struct']} B (delay rings {ram['delay_rings']} B), "
+               f"step scratch on the stack {ram['step_stack_scratch']} B, class names {report['flash']['class_names']} B")
+    if code is None:
+        out.append("code size: not measured (install gcc-arm-none-eabi to measure it for a Cortex-M4)")
+    else:
+        out.append(f"code ({code['target']}, {code['flags']}): .text {code['text']} B, .rodata {code['rodata']} B")
+    return "\n".join(out)
