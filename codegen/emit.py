@@ -71,10 +71,11 @@ class _ArrayView:
     length: int
     what: str
     body: str
+    kernels: str
 
 
 def _array_view(a: ConstArray) -> _ArrayView:
-    return _ArrayView(a.name, a.ctype, int(a.values.size), a.what, c_array_body(a.values))
+    return _ArrayView(a.name, a.ctype, int(a.values.size), a.what, c_array_body(a.values), a.kernels)
 
 
 def _context(plan: Plan) -> dict:

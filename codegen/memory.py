@@ -22,7 +22,7 @@ CODE_TARGET = ("cortex-m4", ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "
 def _layer_rows(plan: Plan) -> list[dict]:
     rows = []
     for layer in plan.layers:
-        arrays = {a.name: a.nbytes for a in layer.arrays}
+        arrays = {a.name: a.nbytes for a in layer.arrays if a.kernels != "reference"}  # the default build
         state = {f.name: f.nbytes for f in layer.state}
         i = layer.index
         rows.append({
@@ -31,7 +31,7 @@ def _layer_rows(plan: Plan) -> list[dict]:
                 "weights": arrays[f"l{i}_w"],
                 "bias": arrays[f"l{i}_b"],
                 "recurrent_weights": arrays.get(f"l{i}_r", 0),
-                "delay_offsets": arrays.get(f"l{i}_off", 0),
+                "delay_tables": arrays.get(f"l{i}_lags", 0) + arrays.get(f"l{i}_masks", 0),
                 "constants": LIF_PARAMS_BYTES,
             },
             "ram": {
@@ -46,7 +46,7 @@ def _layer_rows(plan: Plan) -> list[dict]:
     state = {f.name: f.nbytes for f in ro.state}
     rows.append({
         "name": "readout",
-        "flash": {"weights": arrays["ro_w"], "bias": arrays["ro_b"], "recurrent_weights": 0, "delay_offsets": 0,
+        "flash": {"weights": arrays["ro_w"], "bias": arrays["ro_b"], "recurrent_weights": 0, "delay_tables": 0,
                   "constants": 0},
         "ram": {"membranes": state["u"], "spikes": 0, "delay_ring": 0, "ring_index": 0, "scores": state["score"]},
     })
@@ -101,7 +101,7 @@ def memory_report(plan: Plan, files: dict[str, str] | None = None) -> dict:
             "step_stack_scratch": plan.scratch_bytes,
         },
         "notes": [
-            "bytes; flash data counts every static const array plus the class-name table (4-byte pointers)",
+            "bytes, for the default (event-driven) kernels; flash data counts every static const array plus the class-name table (4-byte pointers)",
             "RAM is the caller-owned state struct; the step function also uses step_stack_scratch bytes of stack",
             "code: measured with arm-none-eabi-gcc when installed (Cortex-M4, -Os), else null",
         ],
@@ -116,7 +116,7 @@ def format_report(report: dict) -> str:
     for r in report["rows"]:
         f, m = r["flash"], r["ram"]
         membranes = m["membranes"] + m.get("scores", 0)
-        lines.append((r["name"], f["weights"], f["bias"], f["recurrent_weights"], f["delay_offsets"], f["constants"],
+        lines.append((r["name"], f["weights"], f["bias"], f["recurrent_weights"], f["delay_tables"], f["constants"],
                       f["total"], membranes, m["spikes"], m["delay_ring"] + m["ring_index"], m["total"]))
     total_flash = sum(r["flash"]["total"] for r in report["rows"])
     total_ram = sum(r["ram"]["total"] for r in report["rows"])

@@ -15,6 +15,7 @@ Layouts (the ones :mod:`codegen.runtime` documents):
 
 from __future__ import annotations
 
+import dataclasses
 import keyword
 import re
 from dataclasses import dataclass, field
@@ -77,6 +78,7 @@ class ConstArray:
     ctype: str
     values: np.ndarray  # 1-D, already in C order
     what: str  # comment: what it holds and its layout
+    kernels: str = "both"  # "event" / "reference": only in builds with that kernel set (DELREC_REFERENCE_KERNELS)
 
     @property
     def nbytes(self) -> int:
@@ -113,7 +115,8 @@ class RecurrencePlan:
     kernel: int = 0
     width: int = 0
     lags: tuple[int, ...] = ()  # taps: 1..D; otherwise the single lag 1 + d when every delay is equal
-    gather: bool = False  # per-neuron delays: gather the delayed spikes through the offsets table
+    gather: bool = False  # per-neuron delays: gather the delayed spikes (not one ring slot)
+    groups: int = 0  # gather: number of distinct delays
     tap_stride: int = 0  # taps: elements per lag kernel
     min_delay: int = 0
     max_delay: int = 0
@@ -199,6 +202,11 @@ class Plan:
         align = max(f.align for f in self.state_fields)
         return -(-size // align) * align
 
+    def arrays_for(self, reference_kernels: bool = False) -> tuple[ConstArray, ...]:
+        """The arrays one build holds: shared ones plus those of its kernel set."""
+        skip = "event" if reference_kernels else "reference"
+        return tuple(a for a in self.arrays if a.kernels != skip)
+
     @property
     def arrays(self) -> tuple[ConstArray, ...]:
         out: list[ConstArray] = []
@@ -243,8 +251,20 @@ def _recurrence_plan(rec: IntRecurrence, layer: IntLayer, i: int) -> tuple[Recur
         arrays.append(ConstArray(f"l{i}_r", wtype, rec.weight.reshape(-1),
                                  f"layer {i} recurrent conv kernel [c_out][c_in][k] = [{c}][{c}][{k}]"))
     if not uniform:
+        # reference kernels gather neuron by neuron through a table of ring offsets; the default kernels
+        # gather one delay group at a time: the ring slot of that lag ANDed with the group's neuron mask
         arrays.append(ConstArray(f"l{i}_off", "uint16_t", slots - 1 - delays,
-                                 f"layer {i} ring offsets: L - 1 - delay per neuron (L = {slots})"))
+                                 f"layer {i} ring offsets: L - 1 - delay per neuron (L = {slots})", "reference"))
+        groups = np.unique(delays)
+        masks = np.zeros((len(groups), words(layer.n)), dtype=np.uint64)
+        for g, d in enumerate(groups):
+            for j in np.flatnonzero(delays == d):
+                masks[g, j // 32] |= np.uint64(1) << np.uint64(j % 32)
+        arrays.append(ConstArray(f"l{i}_lags", "uint16_t", groups + 1,
+                                 f"layer {i} delay groups: the lag 1 + d of each distinct delay d", "event"))
+        arrays.append(ConstArray(f"l{i}_masks", "uint32_t", masks.reshape(-1),
+                                 f"layer {i} delay groups: neuron bit masks [group][word]", "event"))
+        plan = dataclasses.replace(plan, groups=len(groups))
     return plan, arrays
 
 

@@ -33,13 +33,14 @@ typedef char delrec_requires_arithmetic_right_shift[((-7 >> 1) == -4) ? 1 : -1];
  * Range: 0 <= k <= 30 and a + 2^(k-1) inside int32 (guaranteed by the overflow analysis). */
 static inline int32_t delrec_rshift_round(int32_t a, uint32_t k)
 {
-    return k == 0u ? a : (a + ((int32_t)1 << (k - 1u))) >> k;
+    /* (2^k) >> 1 is the rounding bias 2^(k-1), and 0 for k == 0: no branch */
+    return (a + (((int32_t)1 << k) >> 1)) >> k;
 }
 
 /* The same rule on a 64-bit register (the readout leak). Range: 0 <= k <= 30, a + 2^(k-1) inside int64. */
 static inline int64_t delrec_rshift_round64(int64_t a, uint32_t k)
 {
-    return k == 0u ? a : (a + ((int64_t)1 << (k - 1u))) >> k;
+    return (a + (((int64_t)1 << k) >> 1)) >> k;
 }
 
 static inline int32_t delrec_clamp(int32_t a, int32_t lo, int32_t hi)
@@ -116,6 +117,21 @@ static inline void delrec_ring_gather(const uint32_t *ring, uint32_t words, uint
         uint32_t slot = head + offset[j];
         if (slot >= slots) slot -= slots;
         if (delrec_bit(ring + slot * words, j)) delrec_set_bit(z, j);
+    }
+}
+
+/* The same delayed spikes, one delay group at a time: for each distinct delay g, the slot of lag lags[g]
+ * ANDed with masks[g * words ..] (the neurons with that delay). Work: groups x words instead of n. */
+static inline void delrec_ring_gather_groups(const uint32_t *ring, uint32_t words, uint32_t slots, uint32_t head,
+                                             const uint16_t *lags, const uint32_t *masks, uint32_t groups,
+                                             uint32_t *z)
+{
+    uint32_t g, w;
+    memset(z, 0, words * sizeof(uint32_t));
+    for (g = 0u; g < groups; g++) {
+        const uint32_t *slot = delrec_ring_lag(ring, words, slots, head, lags[g]);
+        const uint32_t *mask = masks + g * words;
+        for (w = 0u; w < words; w++) z[w] |= slot[w] & mask[w];
     }
 }
 

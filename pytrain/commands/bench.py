@@ -43,8 +43,10 @@ def register(sub) -> None:
     )
     q.add_argument("runs", nargs="+", help="run folders holding model.pt and model.int.npz")
     q.add_argument("--samples", type=int, default=16, help="test samples timed per engine")
-    q.add_argument("--repeats", type=int, default=3, help="timed rounds (median reported)")
+    q.add_argument("--repeats", type=int, default=5, help="timed rounds (the fastest is reported)")
     q.add_argument("--threads", type=int, default=1, help="torch intra-op threads (the C runs on one core)")
+    q.add_argument("--optimize", default="-O3", choices=["-O0", "-O1", "-O2", "-O3", "-Os"],
+                   help="optimization level of the host C build")
     q.add_argument("--data", default=None, help="dataset (default: the one each run was trained on)")
     q.add_argument("--data-root", default=None, help="folder holding SHD/ and SSC/")
     q.add_argument("--json", default=None, help="also write the rows to this JSON file")
@@ -91,9 +93,10 @@ def run_infer(args) -> int:
     if args.samples < 1 or args.repeats < 1 or args.threads < 1:
         raise UserError("--samples, --repeats and --threads must be at least 1")
     torch.set_num_threads(args.threads)
-    rows = [benchmark_run(Path(r), args.samples, args.repeats, args.data, args.data_root) for r in args.runs]
-    print(f"inference per sample, batch 1, {args.samples} test samples, median of {args.repeats} rounds, "
-          f"torch {args.threads} thread(s); C built with -O2 on this host")
+    rows = [benchmark_run(Path(r), args.samples, args.repeats, args.data, args.data_root, args.optimize)
+            for r in args.runs]
+    print(f"inference per sample, batch 1, {args.samples} test samples, best of {args.repeats} rounds, "
+          f"torch {args.threads} thread(s); C built with {args.optimize} on this host")
     print(format_table(rows))
     if args.json:
         from ..atomic import write_json_atomic
