@@ -23,7 +23,8 @@ install: $(STAMP)
 system-deps:
 	scripts/install-system-deps.sh
 
-# Main job: offline dataset -> train the edge preset -> quantize to int8 -> generate C -> host parity.
+# Main job: offline dataset -> train the edge preset -> quantize to int8 -> generate C -> host parity
+# -> Cortex-M4 firmware on QEMU (target parity, flash/RAM, emulator instructions per inference).
 demo: install system-deps
 	@if [ -f $(DATA)/dataset.json ]; then echo "using existing dataset $(DATA)"; \
 	  else $(BIN)/delrec-edge data synth --out $(DATA); fi
@@ -31,6 +32,7 @@ demo: install system-deps
 	$(BIN)/delrec-edge quantize $(RUN)
 	$(BIN)/delrec-edge codegen $(RUN) --force
 	$(BIN)/delrec-edge parity $(RUN)
+	$(BIN)/delrec-edge firmware run --target cortex-m4 --model $(RUN) --samples 32
 
 test: install system-deps
 	$(BIN)/python -m pytest -q

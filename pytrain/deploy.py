@@ -138,6 +138,49 @@ def host_parity(net, plan, files, x: np.ndarray, y: np.ndarray, progress: bool =
     return ParityResult(n, exact, c_correct / max(n, 1), ref_correct / max(n, 1), first, time.perf_counter() - t0)
 
 
+def load_deployment(run: Path, prefix: str = "model"):
+    """(model file, network, plan, files) of ``run`` (a run folder, or its generated ``c/`` folder).
+
+    The C is rendered from the model file; when ``run/c`` exists it must be exactly that rendering (its
+    prefix is taken from its memory.json), so a hand-edited or stale folder is refused.
+    """
+    run = Path(run)
+    if run.is_dir() and (run / MEMORY_FILE).is_file() and not (run / INT_MODEL_FILE).is_file():
+        run = run.parent  # the generated folder itself was named
+    path = find_int_model(run)
+    net = load_int_model(path)
+    folder = path.parent / C_FOLDER
+    if folder.is_dir() and (folder / MEMORY_FILE).is_file():
+        prefix = json.loads((folder / MEMORY_FILE).read_text()).get("prefix", prefix)
+    plan, files = plan_and_render(net, prefix)
+    if folder.is_dir():
+        stale = [name for name, text in files.items()
+                 if not (folder / name).is_file() or (folder / name).read_bytes() != text.encode("utf-8")]
+        if stale:
+            raise UserError(f"{folder} is not what 'delrec-edge codegen' writes for this model ({stale[0]} differs); "
+                            "regenerate it")
+    return path, net, plan, files
+
+
+def load_test_samples(run_dir: Path, net, data: str | None, data_root: str | None, limit: int | None,
+                 progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``limit`` test samples (counts, labels) of the dataset ``run_dir`` was trained on."""
+    from .data import load_data
+
+    spec = data or _data_spec(run_dir)
+    if not spec:
+        raise UserError("--data is required (the run does not record its dataset)")
+    bundle = load_data(spec, bin_ms=net.bin_ms, data_root=data_root, progress=progress)
+    if bundle.n_inputs != net.n_inputs or bundle.n_classes != net.n_classes:
+        raise UserError(f"dataset {bundle.name} does not match the model's inputs or classes")
+    x, y = bundle.test.x.numpy(), bundle.test.y.numpy()
+    if limit is not None:
+        if limit < 1:
+            raise UserError("the sample count must be at least 1")
+        x, y = x[:limit], y[:limit]
+    return x, y
+
+
 def _data_spec(run: Path) -> str | None:
     from . import checkpoint as ckpt
 
@@ -151,35 +194,9 @@ def run_host_parity(run: Path, data: str | None = None, data_root: str | None = 
                     limit: int | None = None, progress: bool = True) -> ParityResult:
     """Host parity of ``run``'s integer model on its test split; checks ``run/c`` is current if it exists."""
     from . import checkpoint as ckpt
-    from .data import load_data
 
-    run = Path(run)
-    path = find_int_model(run)
-    net = load_int_model(path)
-    folder = path.parent / C_FOLDER
-    if folder.is_dir():
-        memory = folder / MEMORY_FILE
-        if memory.is_file():
-            prefix = json.loads(memory.read_text()).get("prefix", prefix)
-    plan, files = plan_and_render(net, prefix)
-    if folder.is_dir():
-        stale = [name for name, text in files.items()
-                 if not (folder / name).is_file() or (folder / name).read_bytes() != text.encode("utf-8")]
-        if stale:
-            raise UserError(f"{folder} is not what 'delrec-edge codegen' writes for this model ({stale[0]} differs); "
-                            "regenerate it")
-    spec = data or _data_spec(path.parent)
-    if not spec:
-        raise UserError("--data is required (the run does not record its dataset)")
-    bundle = load_data(spec, bin_ms=net.bin_ms, data_root=data_root, progress=progress)
-    if bundle.n_inputs != net.n_inputs or bundle.n_classes != net.n_classes:
-        raise UserError(f"dataset {bundle.name} does not match the model's inputs or classes")
-    x = bundle.test.x.numpy()
-    y = bundle.test.y.numpy()
-    if limit is not None:
-        if limit < 1:
-            raise UserError("--limit must be at least 1")
-        x, y = x[:limit], y[:limit]
+    path, net, plan, files = load_deployment(Path(run), prefix)
+    x, y = load_test_samples(path.parent, net, data, data_root, limit, progress)
     result = host_parity(net, plan, files, x, y, progress=progress)
     metrics = ckpt.read_metrics(path.parent)
     if metrics or (path.parent / ckpt.METRICS_FILE).exists():

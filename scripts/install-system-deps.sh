@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Debian packages the project needs: espeak-ng (the offline spoken-digit dataset).
+# Debian packages the project needs: espeak-ng (the offline spoken-digit dataset), the Cortex-M cross
+# toolchain with newlib (firmware builds) and QEMU (runs the firmware on emulated Cortex-M boards).
 # Idempotent: installs only what is missing. Needs root (or sudo).
 set -euo pipefail
 pkgs=()
 command -v espeak-ng >/dev/null 2>&1 || pkgs+=(espeak-ng)
+command -v arm-none-eabi-gcc >/dev/null 2>&1 || pkgs+=(gcc-arm-none-eabi)
+[ -f /usr/lib/arm-none-eabi/newlib/libc.a ] || [ -d /usr/lib/arm-none-eabi/lib ] || pkgs+=(libnewlib-arm-none-eabi)
+command -v qemu-system-arm >/dev/null 2>&1 || pkgs+=(qemu-system-arm)
 [ ${#pkgs[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
   echo "missing Debian packages: ${pkgs[*]} (run: apt-get install -y ${pkgs[*]})" >&2; exit 1

@@ -39,6 +39,22 @@ def _private_build_cache(tmp_path_factory):
     yield from _private_env(tmp_path_factory, "DELREC_EDGE_BUILD_CACHE", "build-cache")
 
 
+@pytest.fixture(scope="session")
+def quantized_edge(tmp_path_factory):
+    """(dataset, run): the edge preset (32 -> 64 -> conv-recurrent 64 with learned delays -> classes) trained
+    for two epochs on the toy dataset and quantized to int8, shared by the deployment and firmware tests."""
+    from pytrain.cli import main
+    from pytrain.train import TrainOptions, train
+    from toy_data import make_toy_dataset
+
+    root = tmp_path_factory.mktemp("deploy")
+    data = make_toy_dataset(root / "toy")
+    run = root / "run"
+    train(TrainOptions(preset="edge", data=str(data), out=run, epochs=2, progress=False))
+    assert main(["quantize", str(run), "--calib", "16", "--no-progress"]) == 0
+    return data, run
+
+
 def pytest_addoption(parser):
     parser.addoption("--slow", action="store_true", default=False, help="also run the long checks")
 

@@ -15,19 +15,6 @@ from codegen.memory import format_report, memory_report
 from codegen.modelfile import load_network, save_network
 from intnet_builders import tiny_network
 from pytrain.cli import main
-from pytrain.train import TrainOptions, train
-from toy_data import make_toy_dataset
-
-
-@pytest.fixture(scope="module")
-def quantized_edge(tmp_path_factory):
-    """The edge preset (32 -> 64 -> conv-recurrent 64 with learned delays -> classes), trained briefly and quantized."""
-    root = tmp_path_factory.mktemp("deploy")
-    data = make_toy_dataset(root / "toy")
-    run = root / "run"
-    train(TrainOptions(preset="edge", data=str(data), out=run, epochs=2, progress=False))
-    assert main(["quantize", str(run), "--calib", "16", "--no-progress"]) == 0
-    return data, run
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:

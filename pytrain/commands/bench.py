@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..config import RECURRENT_VARIANTS
+from .firmware import opt_level
 
 
 def _floats(text: str) -> list[float]:
@@ -45,7 +46,7 @@ def register(sub) -> None:
     q.add_argument("--samples", type=int, default=16, help="test samples timed per engine")
     q.add_argument("--repeats", type=int, default=5, help="timed rounds (the fastest is reported)")
     q.add_argument("--threads", type=int, default=1, help="torch intra-op threads (the C runs on one core)")
-    q.add_argument("--optimize", default="-O3", choices=["-O0", "-O1", "-O2", "-O3", "-Os"],
+    q.add_argument("--optimize", default="-O3", type=opt_level, metavar="{O0,O1,O2,O3,Os}",
                    help="optimization level of the host C build")
     q.add_argument("--data", default=None, help="dataset (default: the one each run was trained on)")
     q.add_argument("--data-root", default=None, help="folder holding SHD/ and SSC/")
