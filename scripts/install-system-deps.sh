@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=()
 command -v espeak-ng >/dev/null 2>&1 || pkgs+=(espeak-ng)
 command -v arm-none-eabi-gcc >/dev/null 2>&1 || pkgs+=(gcc-arm-none-eabi)
-[ -f /usr/lib/arm-none-eabi/newlib/libc.a ] || [ -d /usr/lib/arm-none-eabi/lib ] || pkgs+=(libnewlib-arm-none-eabi)
+[ -f /usr/lib/arm-none-eabi/newlib/libc.a ] || pkgs+=(libnewlib-arm-none-eabi)
 command -v qemu-system-arm >/dev/null 2>&1 || pkgs+=(qemu-system-arm)
 [ ${#pkgs[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; else

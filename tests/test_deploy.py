@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from codegen.emit import generate
 from codegen.hostbuild import build_host_model

@@ -79,7 +79,7 @@ def test_synaptic_events_count_active_inputs_times_fan_out():
 
 
 def _output(results, k=2, ratio="40/1", sha="ab" * 32):
-    lines = [f"semihosting noise", f"delrec-parity 1 samples={len(results)} steps=5 classes={k} "
+    lines = ["semihosting noise", f"delrec-parity 1 samples={len(results)} steps=5 classes={k} "
              f"insns_per_tick={ratio} model={sha}"]
     for i, (cls, h) in enumerate(results):
         lines += [f"sample {i} class {cls} hash {h:016x} step_ticks_sum 100 step_ticks_max 30",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..config import RECURRENT_VARIANTS
 from .firmware import opt_level
@@ -52,6 +53,29 @@ def register(sub) -> None:
     q.add_argument("--data-root", default=None, help="folder holding SHD/ and SSC/")
     q.add_argument("--json", default=None, help="also write the rows to this JSON file")
     q.set_defaults(func=run_infer)
+
+    b = sub.add_parser(
+        "bench", help="the benchmark suite: every recurrent variant through the whole chain, side by side",
+        description=(
+            "Train each recurrent variant with the same budget, quantize it, generate C, check host parity, time "
+            "PyTorch float / integer reference / host C per sample, and run the firmware on emulated Cortex-M "
+            "cores; print markdown tables and write JSON."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    b.add_argument("--preset", default="edge")
+    b.add_argument("--data", required=True, help="dataset folder, or shd / ssc")
+    b.add_argument("--out", type=Path, required=True, help="folder for the runs (one sub-folder per variant)")
+    b.add_argument("--epochs", type=int, default=None, help="training epochs per variant (default: the preset's)")
+    b.add_argument("--variants", default="dense,conv,conv-nodelay,taps")
+    b.add_argument("--targets", default="cortex-m4,cortex-m55", help="firmware targets (comma list)")
+    b.add_argument("--samples", type=int, default=4, help="test samples run on each firmware target")
+    b.add_argument("--timing-samples", type=int, default=8, help="test samples timed per engine on the host")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--json", type=Path, required=True, help="write the results to this JSON file")
+    b.add_argument("--markdown", type=Path, default=None, help="also write the tables to this markdown file")
+    b.add_argument("--no-progress", action="store_true")
+    b.set_defaults(func=run_suite)
 
 
 def run(args) -> int:
@@ -103,4 +127,29 @@ def run_infer(args) -> int:
         from ..atomic import write_json_atomic
 
         write_json_atomic(Path(args.json), [r.as_dict() for r in rows])
+    return 0
+
+
+def run_suite(args) -> int:
+    import torch
+
+    from ..atomic import write_bytes_atomic, write_json_atomic
+    from ..benchsuite import markdown, run_suite as suite
+    from ..errors import UserError
+    from ..firmware import TARGETS
+
+    targets = tuple(t for t in args.targets.split(",") if t)
+    if any(t not in TARGETS for t in targets):
+        raise UserError(f"--targets: choose from {', '.join(TARGETS)}")
+    if args.samples < 1 or args.timing_samples < 1:
+        raise UserError("--samples and --timing-samples must be at least 1")
+    torch.set_num_threads(1)
+    rows = suite(args.preset, args.data, args.out, args.epochs, tuple(v for v in args.variants.split(",") if v),
+                 targets, args.samples, args.timing_samples, args.seed, progress=not args.no_progress)
+    text = markdown(rows, args.preset, args.epochs, targets)
+    print(text)
+    write_json_atomic(args.json, {"preset": args.preset, "epochs": args.epochs, "targets": list(targets),
+                                  "variants": [r.as_dict() for r in rows]})
+    if args.markdown is not None:
+        write_bytes_atomic(args.markdown, (text + "\n").encode())
     return 0
