@@ -33,6 +33,7 @@ demo: install system-deps
 	$(BIN)/delrec-edge codegen $(RUN) --force
 	$(BIN)/delrec-edge parity $(RUN)
 	$(BIN)/delrec-edge firmware run --target cortex-m4 --model $(RUN) --samples 32
+	$(BIN)/delrec-edge report $(RUN) --no-progress
 
 test: install system-deps
 	$(BIN)/python -m pytest -q

@@ -10,7 +10,8 @@ import argparse
 import sys
 
 from . import __version__
-from .commands import bench, data, deploy, evaluate, firmware, frontend, info, quantize, train
+from .commands import bench, data, deploy, evaluate, firmware, frontend, info, quantize, report, train
+from .commands import nir as nir_cmd
 from .errors import UserError
 
 PROG = "delrec-edge"
@@ -23,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (info, data, train, evaluate, quantize, deploy, firmware, bench, frontend):
+    for module in (info, data, train, evaluate, quantize, nir_cmd, deploy, firmware, bench, frontend, report):
         module.register(sub)
     return parser
 
