@@ -1,4 +1,5 @@
-"""Smoke test of the benchmark suite on the tiny preset: every stage runs and the tables hold its numbers."""
+"""Smoke test of the benchmark suite and the report on the tiny preset: every stage runs, the tables hold
+its numbers, and the report draws every figure of a run that went through the whole chain."""
 
 from __future__ import annotations
 
@@ -27,3 +28,10 @@ def test_bench_suite_on_the_tiny_preset(tmp_path, capsys):
     assert rows["conv"]["params_recurrent"] < rows["dense"]["params_recurrent"]
     assert "% fewer" in text and "| conv |" in text and "not cycles" in text
     assert (tmp_path / "bench.md").read_text().strip() == text.strip()
+
+    # the report on one of the suite's runs (trained, quantized, generated, checked): all six figures
+    run = tmp_path / "runs" / "conv"
+    assert main(["report", str(run), "--no-progress"]) == 0
+    pngs = sorted(p.name for p in (run / "report").glob("*.png"))
+    assert pngs == ["accuracy.png", "confusion.png", "delays.png", "memory.png", "raster.png", "recurrent_kernel.png"]
+    assert all((run / "report" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for name in pngs)
