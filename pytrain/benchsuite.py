@@ -98,7 +98,15 @@ def run_suite(preset: str, data: str, out: Path, epochs: int | None = None, vari
 
 
 def _ratio(a: float, b: float) -> str:
-    return f"{a / b:.0f}x" if b else "-"
+    if not b:
+        return "-"
+    r = a / b
+    return f"{r:.0f}x" if r >= 10 else f"{r:.2f}x"
+
+
+def from_json(obj: dict) -> list[VariantResult]:
+    """The rows of a suite's JSON file (as written by ``delrec-edge bench``)."""
+    return [VariantResult(**row) for row in obj["variants"]]
 
 
 def markdown(rows: list[VariantResult], preset: str, epochs, targets: tuple[str, ...]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from pytrain.benchsuite import from_json, markdown
 from pytrain.cli import main
 from toy_data import make_toy_dataset
 
@@ -28,6 +29,8 @@ def test_bench_suite_on_the_tiny_preset(tmp_path, capsys):
     assert rows["conv"]["params_recurrent"] < rows["dense"]["params_recurrent"]
     assert "% fewer" in text and "| conv |" in text and "not cycles" in text
     assert (tmp_path / "bench.md").read_text().strip() == text.strip()
+    # the tables can be redrawn from the JSON alone
+    assert markdown(from_json(result), "tiny", 1, ("cortex-m4",)).strip() == text.strip()
 
     # the report on one of the suite's runs (trained, quantized, generated, checked): all six figures
     run = tmp_path / "runs" / "conv"
