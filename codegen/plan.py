@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .fixedpoint import round_half_up
 from .intmodel import IntLayer, IntNetwork, IntRecurrence
 from .modelfile import network_digest, validate_network
 from .overflow import check as overflow_check
@@ -324,7 +325,7 @@ def make_plan(net: IntNetwork, prefix: str = "model", max_steps: int = 1 << 20) 
             StateField("u", "int32_t", k, "readout state (leaky integrator, saturated to int32)"),
         ),
     )
-    bin_us = int(round(net.bin_ms * 1000))
+    bin_us = int(round_half_up(net.bin_ms * 1000))  # the project's one rounding rule, even for a macro
     return Plan(
         prefix=prefix, macro=prefix.upper(), model_sha256=network_digest(net), n_inputs=net.n_inputs, n_classes=k,
         bin_us=bin_us, classes=tuple(net.classes), layers=layers, readout=readout,
