@@ -5,7 +5,8 @@ time from a fresh state, as a device classifying a stream would:
 
 * PyTorch float, eager, batch 1: the trained model's forward pass under ``torch.no_grad()``, once with the
   step-by-step time loop (``reference``: one step at a time, as in streaming) and once with the fused
-  per-layer operator (``fused``); the faster of the two is the baseline.
+  per-layer operator (``fused``); the faster of the two is the baseline. Also, for reference, all timed
+  samples in one batch (fused), as time per sample.
 * The integer reference model (numpy), batch 1.
 * The generated C built on the host (``-O3`` by default, the usual host release level; ``--optimize``),
   event-driven and reference kernels, called through cffi.
@@ -32,6 +33,7 @@ class InferenceTiming:
     samples: int
     float_reference_ms: float  # PyTorch eager, step-by-step time loop
     float_fused_ms: float  # PyTorch eager, fused per-layer op
+    float_batched_ms: float  # PyTorch eager, fused, all samples in one batch: time per sample
     int_reference_ms: float
     c_event_us: float
     c_reference_us: float
@@ -96,6 +98,8 @@ def benchmark_run(run: Path, samples: int = 16, repeats: int = 3, data: str | No
             for layer in model.layers:
                 layer.impl = impl
             float_ms[impl] = _per_sample(model, floats, repeats) * 1e3
+        batch = torch.cat(floats, dim=1)  # (T, S, C): every timed sample in one batch
+        float_ms["batched"] = _per_sample(model, [batch], repeats) * 1e3 / batch.shape[1]
     ints = [s.astype(np.int64) for s in x]
     int_ms = _per_sample(lambda s: refmodel.run(net, s), ints, repeats) * 1e3
     counts = [np.ascontiguousarray(s, dtype=np.uint8) for s in x]
@@ -105,15 +109,17 @@ def benchmark_run(run: Path, samples: int = 16, repeats: int = 3, data: str | No
     c_ref_us = _per_sample(lambda s: [c_ref.classify(s) for _ in range(c_rounds)], counts, repeats) * 1e6 / c_rounds
     return InferenceTiming(
         run=str(run), preset=str(net.meta.get("preset", "")), steps=int(x.shape[1]), samples=len(x),
-        float_reference_ms=float_ms["reference"], float_fused_ms=float_ms["fused"], int_reference_ms=int_ms,
+        float_reference_ms=float_ms["reference"], float_fused_ms=float_ms["fused"],
+        float_batched_ms=float_ms["batched"], int_reference_ms=int_ms,
         c_event_us=c_event_us, c_reference_us=c_ref_us, threads=torch.get_num_threads(),
     )
 
 
 def format_table(rows: list[InferenceTiming]) -> str:
-    head = ("run", "preset", "T", "float step ms", "float fused ms", "int ref ms", "C event us", "C ref us",
-            "C vs float", "C vs int ref")
+    head = ("run", "preset", "T", "float step ms", "float fused ms", "float batched ms", "int ref ms", "C event us",
+            "C ref us", "C vs float", "C vs int ref")
     body = [(r.run, r.preset, str(r.steps), f"{r.float_reference_ms:.2f}", f"{r.float_fused_ms:.2f}",
+             f"{r.float_batched_ms:.3f}",
              f"{r.int_reference_ms:.2f}", f"{r.c_event_us:.1f}", f"{r.c_reference_us:.1f}",
              f"{r.speedup_vs_float:.0f}x", f"{r.speedup_vs_int_reference:.0f}x") for r in rows]
     widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
