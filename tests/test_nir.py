@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-nir = pytest.importorskip("nir")
+import nir  # noqa: E402  (a project dependency: missing means broken, not skipped)
 
 from pytrain import nirexport  # noqa: E402
 from pytrain.checkpoint import model_record, save_torch_atomic  # noqa: E402

@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
-pytest.importorskip("matplotlib")
+import matplotlib  # noqa: E402,F401  (a project dependency: missing means broken, not skipped)
 
 from codegen import refmodel  # noqa: E402
 from codegen.modelfile import load_network  # noqa: E402
