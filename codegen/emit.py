@@ -86,20 +86,20 @@ def _context(plan: Plan) -> dict:
     )
 
 
-def _banner(env: jinja2.Environment, ctx: dict) -> str:
-    return env.get_template("banner.j2").render(ctx)
+def render_template(name: str, plan: Plan, **extra) -> str:
+    """Render template ``name`` with the plan's context plus ``extra`` values (also used by the host and
+    firmware harnesses, whose helpers are generated from the same plan)."""
+    return _environment().get_template(name).render(_context(plan) | extra)
 
 
 def render(plan: Plan) -> dict[str, str]:
     """File name -> text of every generated file, in a fixed order."""
-    env = _environment()
-    ctx = _context(plan)
     files = {
-        f"{plan.prefix}.h": env.get_template("model.h.j2").render(ctx),
-        f"{plan.prefix}.c": env.get_template("model.c.j2").render(ctx),
-        f"{plan.prefix}_weights.h": env.get_template("weights.h.j2").render(ctx),
+        f"{plan.prefix}.h": render_template("model.h.j2", plan),
+        f"{plan.prefix}.c": render_template("model.c.j2", plan),
+        f"{plan.prefix}_weights.h": render_template("weights.h.j2", plan),
     }
-    banner = _banner(env, ctx)
+    banner = render_template("banner.j2", plan)
     runtime = resources.files("codegen") / "runtime"
     for name in RUNTIME_FILES:
         files[name] = banner + (runtime / name).read_text(encoding="utf-8")
@@ -114,8 +114,6 @@ def generate(net: IntNetwork, prefix: str = "model") -> tuple[Plan, dict[str, st
 
 def cdef(plan: Plan) -> str:
     """Declarations of the public API for ``cffi.FFI.cdef``: the macros, the state struct and the functions."""
-    env = _environment()
-    ctx = _context(plan)
     m = plan.macro
     macros = [
         f"#define {m}_N_INPUTS {plan.n_inputs}",
@@ -125,7 +123,7 @@ def cdef(plan: Plan) -> str:
         f"#define {m}_ERR_NULL -1",
         f"#define {m}_ERR_SIZE -2",
     ]
-    return "\n".join(macros) + "\n" + env.get_template("api.h.j2").render(ctx)
+    return "\n".join(macros) + "\n" + render_template("api.h.j2", plan)
 
 
 def write_folder(files: dict[str, str], out: Path) -> None:

@@ -28,7 +28,7 @@ import numpy as np
 
 from pytrain.errors import UserError
 
-from .emit import _context, _environment, cdef, write_folder
+from .emit import cdef, render_template, write_folder
 from .plan import Plan
 
 STRICT_FLAGS = ("-std=c99", "-Wall", "-Wextra", "-Wconversion", "-Wshadow", "-Werror")
@@ -86,8 +86,7 @@ def _trace_source(plan: Plan) -> str:
     for layer in plan.layers:
         offsets.append(total)
         total += layer.n
-    ctx = _context(plan) | {"offsets": offsets, "total_n": total}
-    return _environment().get_template("host_trace.c.j2").render(ctx)
+    return render_template("host_trace.c.j2", plan, offsets=offsets, total_n=total)
 
 
 def _trace_cdef(plan: Plan) -> str:

@@ -20,7 +20,7 @@ from fractions import Fraction
 import numpy as np
 
 from . import refmodel
-from .emit import _context, _environment, c_array_body
+from .emit import c_array_body, render_template
 from .intmodel import IntNetwork
 from .plan import Plan, words
 
@@ -37,8 +37,7 @@ def app_config(plan: Plan, samples: np.ndarray) -> str:
     if x.size and (x.min() < 0 or x.max() > 255):
         raise ValueError("sample counts must be in 0..255")
     bodies = ["\n".join("    " + line for line in c_array_body(s.reshape(-1), per_line=32).splitlines()) for s in x]
-    ctx = _context(plan) | {"samples": bodies, "n_samples": x.shape[0], "n_steps": x.shape[1]}
-    return _environment().get_template("app_config.h.j2").render(ctx)
+    return render_template("app_config.h.j2", plan, samples=bodies, n_samples=x.shape[0], n_steps=x.shape[1])
 
 
 def _pack(bits: np.ndarray) -> np.ndarray:

@@ -33,10 +33,16 @@ def firmware_dir(path: Path | None = None) -> Path:
     return d
 
 
+BUILD_TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-size", "make")
+RUN_TOOLS = ("qemu-system-arm",)
+
+
+def _missing_tools(need_qemu: bool) -> list[str]:
+    return [t for t in BUILD_TOOLS + (RUN_TOOLS if need_qemu else ()) if shutil.which(t) is None]
+
+
 def check_tools(need_qemu: bool) -> None:
-    missing = [t for t in ("arm-none-eabi-gcc", "arm-none-eabi-size", "make") if shutil.which(t) is None]
-    if need_qemu and shutil.which("qemu-system-arm") is None:
-        missing.append("qemu-system-arm")
+    missing = _missing_tools(need_qemu)
     if missing:
         raise UserError(f"{', '.join(missing)} not found; {INSTALL_HINT}")
 
@@ -174,20 +180,28 @@ class TargetReport:
         return asdict(self)
 
 
+def stage_inputs(work: Path, plan, files: dict[str, str], samples: np.ndarray) -> tuple[Path, Path]:
+    """Write the generated model to ``work/c`` and the parity app's ``app_config.h`` to ``work/app``."""
+    from codegen import target as tgt
+    from codegen.emit import write_folder
+
+    c_dir, app_dir = Path(work) / "c", Path(work) / "app"
+    for d in (c_dir, app_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    write_folder(files, c_dir)
+    write_bytes_atomic(app_dir / "app_config.h", tgt.app_config(plan, samples).encode())
+    return c_dir, app_dir
+
+
 def target_parity(net, plan, files: dict[str, str], samples: np.ndarray, target: str, work: Path,
                   optimize: str = "-O2", reference_kernels: bool = False, flash_budget: int | None = None,
                   ram_budget: int | None = None, fw: Path | None = None) -> TargetReport:
     """Build the parity firmware for ``samples`` on ``target``, run it (if emulated) and compare everything."""
     from codegen import target as tgt
-    from codegen.emit import write_folder
     from codegen.memory import memory_report
 
     work = Path(work)
-    c_dir, app_dir = work / "c", work / "app"
-    for d in (c_dir, app_dir):
-        d.mkdir(parents=True, exist_ok=True)
-    write_folder(files, c_dir)
-    write_bytes_atomic(app_dir / "app_config.h", tgt.app_config(plan, samples).encode())
+    c_dir, app_dir = stage_inputs(work, plan, files, samples)
     info = target_info(target, fw)
     b = build(target, c_dir, app_dir, work / "build", optimize, reference_kernels, flash_budget, ram_budget, fw)
     exp = tgt.expected(net, samples)
@@ -239,7 +253,7 @@ def format_reports(reports: list[TargetReport]) -> str:
 
 def environment_ok() -> bool:
     """True when the cross toolchain and QEMU are installed (tests use this to decide, loudly)."""
-    return all(shutil.which(t) for t in ("arm-none-eabi-gcc", "arm-none-eabi-size", "qemu-system-arm", "make"))
+    return not _missing_tools(need_qemu=True)
 
 
 def default_work_dir(run: Path, target: str, optimize: str) -> Path:

@@ -100,20 +100,12 @@ def _write_json(path, reports) -> None:
 def run_build(args) -> int:
     from codegen.memory import format_report, memory_report
 
-    from ..firmware import build, default_work_dir
+    from ..firmware import build, default_work_dir, stage_inputs
 
     run_dir, net, plan, files, x = _prepare(args)
     work = args.out if args.out is not None else default_work_dir(run_dir, args.target, args.opt)
-    from codegen import target as tgt
-    from codegen.emit import write_folder
-
-    from ..atomic import write_bytes_atomic
-
-    (work / "c").mkdir(parents=True, exist_ok=True)
-    (work / "app").mkdir(parents=True, exist_ok=True)
-    write_folder(files, work / "c")
-    write_bytes_atomic(work / "app" / "app_config.h", tgt.app_config(plan, x).encode())
-    b = build(args.target, work / "c", work / "app", work / "build", args.opt, args.reference_kernels,
+    c_dir, app_dir = stage_inputs(work, plan, files, x)
+    b = build(args.target, c_dir, app_dir, work / "build", args.opt, args.reference_kernels,
               args.flash_budget, args.ram_budget, args.firmware_dir)
     print(f"built {b.elf} for {args.target} ({args.opt}, {len(x)} embedded samples) in {b.seconds:.1f} s")
     print(f"firmware image: flash {b.flash:,} B (text {b.text:,} + data {b.data:,}), RAM {b.ram:,} B "
