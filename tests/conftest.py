@@ -44,8 +44,8 @@ def quantized_edge(tmp_path_factory):
     """(dataset, run): the edge preset (32 -> 64 -> conv-recurrent 64 with learned delays -> classes) trained
     for two epochs on the toy dataset and quantized to int8, shared by the deployment and firmware tests."""
     from pytrain.cli import main
-    from pytrain.train import TrainOptions, train
-    from toy_data import make_toy_dataset
+    from pytrain.training.loop import TrainOptions, train
+    from support.toy_data import make_toy_dataset
 
     root = tmp_path_factory.mktemp("deploy")
     data = make_toy_dataset(root / "toy")

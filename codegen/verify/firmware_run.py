@@ -1,0 +1,254 @@
+"""Cross-build the generated C into the parity firmware, run it on emulated Cortex-M cores, and report.
+
+The board support, linker scripts, Makefile and the model-agnostic parity app live in ``firmware/``; this
+module writes the app's configuration (test samples and the state hash, :mod:`codegen.verify.firmware_app`), calls
+``make`` and QEMU, compares every printed value with the integer reference, and turns SysTick counts into
+emulator instruction counts (``-icount shift=0``: instructions, not cycles).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..common.atomic import write_bytes_atomic
+from ..common.errors import UserError
+from ..generator.emit import write_folder
+from ..generator.memory import memory_report
+from . import firmware_app
+
+TARGETS = ("cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
+INSTALL_HINT = "install it with: apt-get install -y gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
+DEFAULT_FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
+
+
+def firmware_dir(path: Path | None = None) -> Path:
+    d = Path(path) if path is not None else DEFAULT_FIRMWARE_DIR
+    if not (d / "Makefile").is_file():
+        raise UserError(f"no firmware Makefile in {d}: run from a delrec-edge checkout or pass --firmware-dir")
+    return d
+
+
+BUILD_TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-size", "make")
+RUN_TOOLS = ("qemu-system-arm",)
+
+
+def _missing_tools(need_qemu: bool) -> list[str]:
+    return [t for t in BUILD_TOOLS + (RUN_TOOLS if need_qemu else ()) if shutil.which(t) is None]
+
+
+def check_tools(need_qemu: bool) -> None:
+    missing = _missing_tools(need_qemu)
+    if missing:
+        raise UserError(f"{', '.join(missing)} not found; {INSTALL_HINT}")
+
+
+def _check_target(target: str) -> None:
+    if target not in TARGETS:
+        raise UserError(f"unknown target {target!r}; choose from {', '.join(TARGETS)}")
+
+
+def _tool_env() -> dict[str, str]:
+    return dict(os.environ, LC_ALL="C")  # stable, parseable tool output
+
+
+def _make(fw: Path, args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(["make", "-s", "--no-print-directory", "-C", str(fw), *args], capture_output=True,
+                          text=True, timeout=timeout, env=_tool_env())
+
+
+def target_info(target: str, fw: Path | None = None) -> dict[str, str]:
+    """``key=value`` lines of ``make TARGET=... info`` (cpu, machine, cflags, insns_per_tick, ...)."""
+    _check_target(target)
+    proc = _make(firmware_dir(fw), [f"TARGET={target}", "info"])
+    if proc.returncode != 0:
+        raise UserError(f"firmware: cannot describe target {target}: {_last_line(proc.stderr)}")
+    return dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
+
+
+def _last_line(text: str) -> str:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else "(no output)"
+
+
+@dataclass
+class BuildResult:
+    target: str
+    elf: Path
+    optimize: str
+    seconds: float
+    text: int  # Berkeley text: code, read-only data, vectors
+    data: int
+    bss: int
+    sections: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def flash(self) -> int:
+        return self.text + self.data
+
+    @property
+    def ram(self) -> int:
+        return self.data + self.bss
+
+
+def section_sizes(elf: Path) -> tuple[int, int, int, dict[str, int]]:
+    """(text, data, bss) as ``arm-none-eabi-size`` reports them, and every section's size."""
+    berkeley = subprocess.run(["arm-none-eabi-size", "-B", str(elf)], capture_output=True, text=True, check=True).stdout
+    text, data, bss = (int(v) for v in berkeley.splitlines()[1].split()[:3])
+    sysv = subprocess.run(["arm-none-eabi-size", "-A", str(elf)], capture_output=True, text=True, check=True).stdout
+    sections = {}
+    for line in sysv.splitlines():
+        m = re.match(r"^(\.\S+)\s+(\d+)\s+(\d+)", line)
+        if m and int(m[2]):
+            sections[m[1]] = int(m[2])
+    return text, data, bss, sections
+
+
+def build(target: str, c_dir: Path, app_dir: Path, build_dir: Path, optimize: str = "-O2",
+          reference_kernels: bool = False, flash_budget: int | None = None, ram_budget: int | None = None,
+          fw: Path | None = None) -> BuildResult:
+    """Cross-compile the parity app with the model in ``c_dir`` and the config in ``app_dir``."""
+    _check_target(target)
+    check_tools(need_qemu=False)
+    args = [f"TARGET={target}", f"MODEL_DIR={Path(c_dir).resolve()}", f"APP_DIR={Path(app_dir).resolve()}",
+            f"BUILD_DIR={Path(build_dir).resolve()}", f"OPT={optimize}"]
+    if reference_kernels:
+        args.append("EXTRA_CFLAGS=-DDELREC_REFERENCE_KERNELS")
+    if flash_budget is not None:
+        args.append(f"FLASH_BUDGET={flash_budget}")
+    if ram_budget is not None:
+        args.append(f"RAM_BUDGET={ram_budget}")
+    t0 = time.perf_counter()
+    proc = _make(firmware_dir(fw), args)
+    if proc.returncode != 0:
+        raise UserError(f"firmware build for {target} failed: {_last_line(proc.stderr or proc.stdout)}")
+    elf = Path(build_dir) / "app.elf"
+    text, data, bss, sections = section_sizes(elf)
+    return BuildResult(target, elf, optimize, time.perf_counter() - t0, text, data, bss, sections)
+
+
+def run_qemu(target: str, elf: Path, timeout: int = 300, fw: Path | None = None) -> str:
+    """Run ``elf`` on the target's QEMU board with ``-icount shift=0``; its output (status 0 required)."""
+    check_tools(need_qemu=True)
+    machine = target_info(target, fw).get("machine", "")
+    if not machine:
+        raise UserError(f"target {target} has no emulated board: it is built, not run")
+    cmd = ["qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none", "-serial", "none",
+           "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise UserError(f"{target}: QEMU did not finish within {timeout} s") from None
+    if proc.returncode != 0:
+        raise UserError(f"{target}: the firmware exited with status {proc.returncode}: "
+                        f"{_last_line(proc.stdout + proc.stderr)}")
+    return proc.stdout
+
+
+# ------------------------------------------------------------------------------------------ parity run
+
+
+@dataclass
+class TargetReport:
+    target: str
+    machine: str
+    optimize: str
+    samples: int
+    bit_exact: int | None  # None: built only (no emulated board)
+    first_mismatch: str | None
+    insns_per_inference: float | None
+    insns_per_step: float | None
+    insns_per_step_max: float | None
+    insns_per_synaptic_event: float | None
+    synaptic_events_per_inference: float
+    flash: int
+    ram: int
+    text: int
+    data: int
+    bss: int
+    model_state_ram: int
+    model_flash_data: int
+    build_seconds: float
+    run_seconds: float | None
+    sections: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def stage_inputs(work: Path, plan, files: dict[str, str], samples: np.ndarray) -> tuple[Path, Path]:
+    """Write the generated model to ``work/c`` and the parity app's ``app_config.h`` to ``work/app``."""
+    c_dir, app_dir = Path(work) / "c", Path(work) / "app"
+    for d in (c_dir, app_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    write_folder(files, c_dir)
+    write_bytes_atomic(app_dir / "app_config.h", firmware_app.app_config(plan, samples).encode())
+    return c_dir, app_dir
+
+
+def target_parity(net, plan, files: dict[str, str], samples: np.ndarray, target: str, work: Path,
+                  optimize: str = "-O2", reference_kernels: bool = False, flash_budget: int | None = None,
+                  ram_budget: int | None = None, fw: Path | None = None) -> TargetReport:
+    """Build the parity firmware for ``samples`` on ``target``, run it (if emulated) and compare everything."""
+    work = Path(work)
+    c_dir, app_dir = stage_inputs(work, plan, files, samples)
+    info = target_info(target, fw)
+    b = build(target, c_dir, app_dir, work / "build", optimize, reference_kernels, flash_budget, ram_budget, fw)
+    exp = firmware_app.expected(net, samples)
+    mem = memory_report(plan)
+    report = TargetReport(
+        target=target, machine=info.get("machine", ""), optimize=optimize, samples=len(samples), bit_exact=None,
+        first_mismatch=None, insns_per_inference=None, insns_per_step=None, insns_per_step_max=None,
+        insns_per_synaptic_event=None, synaptic_events_per_inference=float(exp.events.mean()),
+        flash=b.flash, ram=b.ram, text=b.text, data=b.data, bss=b.bss, model_state_ram=plan.state_bytes,
+        model_flash_data=mem["flash"]["data_total"], build_seconds=b.seconds, run_seconds=None, sections=b.sections,
+    )
+    if not report.machine:
+        return report
+    t0 = time.perf_counter()
+    text = run_qemu(target, b.elf, fw=fw)
+    try:
+        out = firmware_app.parse_output(text)
+    except ValueError as exc:
+        raise UserError(f"{target}: unexpected firmware output: {exc}") from None
+    report.run_seconds = time.perf_counter() - t0
+    check = firmware_app.check(exp, out)
+    report.bit_exact, report.first_mismatch = check.exact, check.first
+    steps = out.steps
+    per_inference = [out.insns(r.classify_ticks) for r in out.results]
+    report.insns_per_inference = float(np.mean(per_inference))
+    report.insns_per_step = float(np.mean([out.insns(r.step_ticks_sum) for r in out.results])) / steps
+    report.insns_per_step_max = max(out.insns(r.step_ticks_max) for r in out.results)
+    if exp.events.mean() > 0:
+        report.insns_per_synaptic_event = report.insns_per_inference / float(exp.events.mean())
+    return report
+
+
+def format_reports(reports: list[TargetReport]) -> str:
+    head = ("target", "board", "opt", "parity", "insns/inference", "insns/step", "max/step", "insns/event",
+            "flash B", "RAM B", "model state B")
+    rows = []
+    for r in reports:
+        parity = "built only" if r.bit_exact is None else f"{r.bit_exact}/{r.samples}"
+        fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+        rows.append((r.target, r.machine or "-", r.optimize, parity, fmt(r.insns_per_inference, ",.0f"),
+                     fmt(r.insns_per_step, ",.0f"), fmt(r.insns_per_step_max, ",.0f"),
+                     fmt(r.insns_per_synaptic_event, ".2f"), f"{r.flash:,}", f"{r.ram:,}", f"{r.model_state_ram:,}"))
+    widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) if i < 4 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+             for row in [head, *rows]]
+    lines.append("instruction counts are QEMU emulator instructions (-icount shift=0, SysTick), not cycles; "
+                 "flash = text + data, RAM = data + bss of the whole firmware image")
+    return "\n".join(lines)
+
+
+def environment_ok() -> bool:
+    """True when the cross toolchain and QEMU are installed (tests use this to decide, loudly)."""
+    return not _missing_tools(need_qemu=True)

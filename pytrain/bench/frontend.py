@@ -1,0 +1,82 @@
+"""Speed of the audio front end on one CPU core (a benchmark that prints a table, not a test).
+
+One core is enforced by pinning the process to a single CPU (``os.sched_setaffinity``, Linux) for the
+duration of the benchmark; thread pools of BLAS/OpenMP libraries are also limited to one thread with
+threadpoolctl when it is installed. The affinity is restored afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+
+@dataclass(frozen=True)
+class FrontEndTiming:
+    channels: int
+    audio_s: float
+    wall_ms: float  # fastest of the repeats
+
+    @property
+    def ms_per_audio_s(self) -> float:
+        return self.wall_ms / self.audio_s
+
+    @property
+    def real_time_factor(self) -> float:
+        return self.audio_s * 1000 / self.wall_ms
+
+
+@contextlib.contextmanager
+def single_core() -> Iterator[str]:
+    """Run the body on one CPU; yields a description of how that was enforced."""
+    how = []
+    saved_affinity = None
+    if hasattr(os, "sched_setaffinity"):
+        saved_affinity = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {min(saved_affinity)})
+        how.append(f"pinned to CPU {min(saved_affinity)}")
+    with contextlib.ExitStack() as stack:
+        try:
+            from threadpoolctl import threadpool_limits
+
+            stack.enter_context(threadpool_limits(limits=1))
+            how.append("thread pools limited to 1")
+        except ImportError:
+            pass
+        try:
+            yield ", ".join(how) or "no CPU pinning available on this platform"
+        finally:
+            if saved_affinity is not None:
+                os.sched_setaffinity(0, saved_affinity)
+
+
+def benchmark_signal(seconds: float, sample_rate: int, seed: int = 0):
+    """Deterministic speech-like load: white noise under a 4 Hz raised-sine envelope, RMS about 0.1."""
+    import numpy as np
+
+    n = int(seconds * sample_rate)
+    t = np.arange(n) / sample_rate
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4.0 * t)
+    return 0.15 * envelope * np.random.default_rng(seed).standard_normal(n)
+
+
+def time_front_end(seconds: float, channels: list[int], repeats: int) -> tuple[list[FrontEndTiming], str]:
+    """Fastest of ``repeats`` encodings of ``seconds`` of the benchmark signal per channel count, on one core."""
+    from pytrain.data.frontend import FrontEndConfig, encode
+
+    rows = []
+    with single_core() as how:
+        for n_channels in channels:
+            cfg = FrontEndConfig(n_channels=n_channels)
+            audio = benchmark_signal(seconds, cfg.sample_rate)
+            encode(audio[: cfg.sample_rate // 10], cfg)  # warm-up: imports and the cached filter design
+            best = float("inf")
+            for _ in range(repeats):
+                start = time.perf_counter()
+                encode(audio, cfg)
+                best = min(best, time.perf_counter() - start)
+            rows.append(FrontEndTiming(n_channels, seconds, best * 1000))
+    return rows, how

@@ -1,0 +1,156 @@
+"""``delrec-edge bench-train``: training-step speed of every recurrent variant, side by side."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from codegen.integer.network import VARIANTS
+
+from .firmware import opt_level
+
+
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v]
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "bench-train", help="benchmark one training step per recurrent variant",
+        description=(
+            "Time one training step (forward, backward, optimiser) of a preset for every recurrent variant on random "
+            "5%%-density spike input, and print a table. 'fused' is the shipped implementation, 'reference' the "
+            "step-by-step autograd loop it is tested against."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--preset", default="shd")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--steps", type=int, default=100, help="time steps T per sample")
+    p.add_argument("--repeats", type=int, default=5, help="timed steps per row (median reported)")
+    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--impl", default="fused", help="comma list of fused,reference")
+    p.add_argument("--sigma", default="0.06,10", help="comma list of sigma values (train-time delay spread)")
+    p.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    p.set_defaults(func=run)
+
+    q = sub.add_parser(
+        "bench-infer", help="benchmark inference per sample: PyTorch float vs integer reference vs generated C",
+        description=(
+            "Time the classification of the same test samples, one at a time, by the trained float model "
+            "(PyTorch eager, batch 1), the integer reference model and the generated C built on the host, "
+            "and print a table with the speed-ups of the C."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    q.add_argument("runs", nargs="+", help="run folders holding model.pt and model.int.npz")
+    q.add_argument("--samples", type=int, default=16, help="test samples timed per engine")
+    q.add_argument("--repeats", type=int, default=5, help="timed rounds (the fastest is reported)")
+    q.add_argument("--threads", type=int, default=1, help="torch intra-op threads (the C runs on one core)")
+    q.add_argument("--optimize", default="-O3", type=opt_level, metavar="{O0,O1,O2,O3,Os}",
+                   help="optimization level of the host C build")
+    q.add_argument("--data", default=None, help="dataset (default: the one each run was trained on)")
+    q.add_argument("--data-root", default=None, help="folder holding SHD/ and SSC/")
+    q.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    q.set_defaults(func=run_infer)
+
+    b = sub.add_parser(
+        "bench", help="the benchmark suite: every recurrent variant through the whole chain, side by side",
+        description=(
+            "Train each recurrent variant with the same budget, quantize it, generate C, check host parity, time "
+            "PyTorch float / integer reference / host C per sample, and run the firmware on emulated Cortex-M "
+            "cores; print markdown tables and write JSON."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    b.add_argument("--preset", default="edge")
+    b.add_argument("--data", required=True, help="dataset folder, or shd / ssc")
+    b.add_argument("--out", type=Path, required=True, help="folder for the runs (one sub-folder per variant)")
+    b.add_argument("--epochs", type=int, default=None, help="training epochs per variant (default: the preset's)")
+    b.add_argument("--variants", default=",".join(VARIANTS))
+    b.add_argument("--targets", default="cortex-m4,cortex-m55", help="firmware targets (comma list)")
+    b.add_argument("--samples", type=int, default=4, help="test samples run on each firmware target")
+    b.add_argument("--timing-samples", type=int, default=8, help="test samples timed per engine on the host")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--json", type=Path, required=True, help="write the results to this JSON file")
+    b.add_argument("--markdown", type=Path, default=None, help="also write the tables to this markdown file")
+    b.add_argument("--no-progress", action="store_true")
+    b.set_defaults(func=run_suite)
+
+
+def run(args) -> int:
+    import torch
+
+    from codegen.common.errors import UserError
+    from pytrain.bench.training import run_training_benchmark
+
+    variants = [v for v in args.variants.split(",") if v]
+    bad = [v for v in variants if v not in VARIANTS]
+    if bad:
+        raise UserError(f"unknown variant(s) {', '.join(bad)}; choose from {', '.join(VARIANTS)}")
+    impls = [v for v in args.impl.split(",") if v]
+    if any(i not in ("fused", "reference") for i in impls):
+        raise UserError("--impl takes fused and/or reference")
+    torch.set_num_threads(args.threads)
+    rows = run_training_benchmark(args.preset, variants, impls, _floats(args.sigma), args.batch, args.steps, args.repeats)
+    print(f"training step, preset {args.preset}, batch {args.batch}, T={args.steps}, {args.threads} threads, "
+          f"median of {args.repeats}")
+    print(f"{'variant':<14}{'impl':<11}{'sigma':>7}{'s/step':>10}{'steps/s':>10}")
+    for r in rows:
+        print(f"{r.variant:<14}{r.impl:<11}{r.sigma:>7.2f}{r.seconds:>10.3f}{r.steps_per_s:>10.2f}")
+    if args.json:
+        from pathlib import Path
+
+        from codegen.common.atomic import write_json_atomic
+
+        write_json_atomic(Path(args.json), [dict(r.__dict__, steps_per_s=r.steps_per_s) for r in rows])
+    return 0
+
+
+def run_infer(args) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from codegen.common.errors import UserError
+    from pytrain.bench.inference import benchmark_run, format_table
+
+    if args.samples < 1 or args.repeats < 1 or args.threads < 1:
+        raise UserError("--samples, --repeats and --threads must be at least 1")
+    torch.set_num_threads(args.threads)
+    rows = [benchmark_run(Path(r), args.samples, args.repeats, args.data, args.data_root, args.optimize)
+            for r in args.runs]
+    print(f"inference per sample, batch 1, {args.samples} test samples, best of {args.repeats} rounds, "
+          f"torch {args.threads} thread(s); C built with {args.optimize} on this host")
+    print(format_table(rows))
+    if args.json:
+        from codegen.common.atomic import write_json_atomic
+
+        write_json_atomic(Path(args.json), [r.as_dict() for r in rows])
+    return 0
+
+
+def run_suite(args) -> int:
+    import torch
+
+    from codegen.common.atomic import write_bytes_atomic, write_json_atomic
+    from codegen.common.errors import UserError
+    from codegen.verify.firmware_run import TARGETS
+    from pytrain.bench.suite import markdown, run_suite as suite
+
+    targets = tuple(t for t in args.targets.split(",") if t)
+    if any(t not in TARGETS for t in targets):
+        raise UserError(f"--targets: choose from {', '.join(TARGETS)}")
+    if args.samples < 1 or args.timing_samples < 1:
+        raise UserError("--samples and --timing-samples must be at least 1")
+    torch.set_num_threads(1)
+    rows = suite(args.preset, args.data, args.out, args.epochs, tuple(v for v in args.variants.split(",") if v),
+                 targets, args.samples, args.timing_samples, args.seed, progress=not args.no_progress)
+    text = markdown(rows, args.preset, args.epochs, targets)
+    print(text)
+    write_json_atomic(args.json, {"preset": args.preset, "epochs": args.epochs, "targets": list(targets),
+                                  "variants": [r.as_dict() for r in rows]})
+    if args.markdown is not None:
+        write_bytes_atomic(args.markdown, (text + "\n").encode())
+    return 0

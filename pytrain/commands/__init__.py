@@ -1,1 +1,0 @@
-"""Subcommands of the ``delrec-edge`` CLI, one module each."""

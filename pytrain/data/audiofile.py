@@ -1,0 +1,97 @@
+"""Reading users' WAV files: any common sample rate, channel count and sample format -> float32 mono."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from codegen.common.errors import UserError
+
+
+def resample(x: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
+    """Polyphase resampling by the rational factor sr_to / sr_from (reduced by their gcd).
+
+    The output has ceil(len(x) * sr_to / sr_from) samples.
+    """
+    from scipy.signal import resample_poly
+
+    if sr_from <= 0 or sr_to <= 0:
+        raise ValueError(f"sample rates must be positive, got {sr_from} -> {sr_to}")
+    if sr_from == sr_to or len(x) == 0:
+        return np.asarray(x)
+    g = math.gcd(int(sr_from), int(sr_to))
+    return resample_poly(x, int(sr_to) // g, int(sr_from) // g)
+
+
+def to_float(samples: np.ndarray) -> np.ndarray:
+    """PCM or float samples -> float32 in [-1, 1].
+
+    Integer PCM is scaled by its full scale: unsigned 8-bit is offset by 128 (as WAV stores it), signed
+    types are divided by 2^(bits-1). scipy returns 24-bit PCM left-justified in int32, so it scales as 32-bit.
+    Float data is clipped to [-1, 1].
+    """
+    kind = samples.dtype.kind
+    if kind == "u":
+        half = float(1 << (8 * samples.dtype.itemsize - 1))
+        return ((samples.astype(np.float64) - half) / half).astype(np.float32)
+    if kind == "i":
+        full_scale = float(1 << (8 * samples.dtype.itemsize - 1))
+        return (samples.astype(np.float64) / full_scale).astype(np.float32)
+    if kind == "f":
+        return np.clip(samples, -1.0, 1.0).astype(np.float32)
+    raise ValueError(f"unsupported sample type {samples.dtype}")
+
+
+def _read_wav(path: Path) -> tuple[int, np.ndarray]:
+    """(sample rate, samples as stored) with scipy; soundfile, when installed, reads what scipy cannot."""
+    from scipy.io import wavfile
+
+    try:
+        with warnings.catch_warnings():
+            # Unknown chunks (LIST, cue, ...) only produce a warning; the audio itself is read fine.
+            warnings.simplefilter("ignore", wavfile.WavFileWarning)
+            return wavfile.read(path)
+    except Exception as scipy_error:  # noqa: BLE001 - any parse failure means "unreadable"
+        try:
+            import soundfile
+        except ImportError:
+            raise scipy_error from None
+        try:
+            data, sr = soundfile.read(str(path), dtype="float32", always_2d=False)
+        except Exception:  # noqa: BLE001
+            raise scipy_error from None
+        return sr, data
+
+
+def load_audio(path: str | Path, target_sr: int = 16000) -> np.ndarray:
+    """Read a WAV file as float32 mono at ``target_sr``: channels averaged, samples in [-1, 1].
+
+    Raises :class:`UserError` naming the file when it cannot be read or holds no samples.
+    """
+    path = Path(path)
+    try:
+        sr, samples = _read_wav(path)
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a directory, not a WAV file") from None
+    except Exception as exc:  # noqa: BLE001 - report any decoder failure as one line
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"{path}: not a readable WAV file ({reason})") from None
+    samples = np.asarray(samples)
+    if samples.size == 0:
+        raise UserError(f"{path}: contains no audio samples")
+    if sr <= 0:
+        raise UserError(f"{path}: invalid sample rate {sr}")
+    try:
+        x = to_float(samples)
+    except ValueError as exc:
+        raise UserError(f"{path}: {exc}") from None
+    if x.ndim == 2:
+        x = x.mean(axis=1)
+    elif x.ndim != 1:
+        raise UserError(f"{path}: unexpected sample array shape {samples.shape}")
+    return np.asarray(resample(x, int(sr), int(target_sr)), dtype=np.float32)

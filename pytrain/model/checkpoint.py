@@ -1,0 +1,68 @@
+"""The float model file ``RUN/model.pt`` (state dict + configuration): save and load.
+
+``model.pt`` holds only tensors and plain Python values, so it loads with
+``torch.load(..., weights_only=True)`` and never unpickles arbitrary objects.
+``RUN/checkpoint.pt`` additionally holds optimiser, scheduler and RNG state for ``--resume``.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import torch
+
+from codegen.common.atomic import write_bytes_atomic
+from codegen.common.errors import UserError
+
+from .config import ModelConfig, TrainConfig
+from .network import DelRecSNN
+
+FORMAT = "delrec-edge-model"
+VERSION = 1
+
+
+def save_torch_atomic(path: Path, obj: dict) -> None:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    write_bytes_atomic(path, buf.getvalue())
+
+
+def model_record(model: DelRecSNN, train_cfg: TrainConfig, info: dict) -> dict:
+    """Everything needed to rebuild and describe the model; plain values and tensors only."""
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": model.cfg.to_dict(),
+        "train_config": train_cfg.to_dict(),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "info": info,
+    }
+
+
+def load_record(path: Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} does not exist")
+    try:
+        rec = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file; all mean the same to the user
+        raise UserError(f"{path} is not a readable delrec-edge model file ({type(exc).__name__})") from None
+    if not isinstance(rec, dict) or rec.get("format") != FORMAT:
+        raise UserError(f"{path} is not a delrec-edge model file")
+    if rec.get("version") != VERSION:
+        raise UserError(f"{path}: unsupported model file version {rec.get('version')!r}")
+    return rec
+
+
+def load_model(path: Path) -> tuple[DelRecSNN, dict]:
+    """Rebuild the model from ``model.pt``; returns (model in eval mode, record)."""
+    rec = load_record(path)
+    try:
+        cfg = ModelConfig.from_dict(rec["config"])
+        model = DelRecSNN(cfg)
+        model.load_state_dict(rec["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise UserError(f"{path}: model file does not match its configuration ({str(exc).splitlines()[0]})") from None
+    model.eval()
+    return model, rec

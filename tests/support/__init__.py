@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: small integer networks, hypothesis strategies, toy and tonic datasets."""

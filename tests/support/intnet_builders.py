@@ -1,0 +1,88 @@
+"""Small valid integer networks with random contents, for tests of anything that consumes an IntNetwork."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from codegen.integer.fixedpoint import int_range
+from codegen.integer.network import RESETS, IntLayer, IntNetwork, IntReadout, IntRecurrence
+
+
+def _weights(rng: np.random.Generator, shape: tuple[int, ...], bits: int) -> np.ndarray:
+    lo, hi = int_range(bits)
+    return rng.integers(lo, hi, size=shape, endpoint=True).astype(np.int8 if bits <= 8 else np.int16)
+
+
+def _recurrence(rng: np.random.Generator, variant: str, n: int, v_frac: int, bits: int) -> IntRecurrence:
+    channels = 2 if n % 2 == 0 else 1
+    kernel = 3
+    if variant == "dense":
+        weight = _weights(rng, (n, n), bits)
+    elif variant == "taps":
+        weight = _weights(rng, (2, channels, channels, kernel), bits)
+    else:
+        weight = _weights(rng, (channels, channels, kernel), bits)
+    if variant == "taps":
+        delays = np.zeros(0, dtype=np.int32)
+    elif variant == "conv-nodelay":
+        delays = np.zeros(n, dtype=np.int32)
+    else:
+        delays = rng.integers(0, 6, size=n).astype(np.int32)
+    return IntRecurrence(variant, weight, v_frac - int(rng.integers(0, 3)), delays, weight_bits=bits)
+
+
+def _layer(rng: np.random.Generator, variant: str | None, n_in: int, n: int, bits: int, rec_bits: int) -> IntLayer:
+    weight_frac = int(rng.integers(4, 8))
+    v_frac = weight_frac + int(rng.integers(0, 4))
+    leak_shift = int(rng.integers(0, 16))
+    return IntLayer(
+        weight=_weights(rng, (n, n_in), bits),
+        weight_frac=weight_frac,
+        bias=rng.integers(-1000, 1000, size=n).astype(np.int32),
+        v_frac=v_frac,
+        threshold=int(rng.integers(1, 2000)),
+        leak_mul=int(rng.integers(0, 1 << leak_shift, endpoint=True)),
+        leak_shift=leak_shift,
+        reset=RESETS[int(rng.integers(len(RESETS)))],
+        recurrence=None if variant is None else _recurrence(rng, variant, n, v_frac, rec_bits),
+        weight_bits=bits,
+    )
+
+
+def tiny_network(
+    variant: str | None,
+    n_in: int = 4,
+    n: int = 6,
+    *,
+    n_layers: int = 1,
+    n_classes: int = 3,
+    weight_bits: int = 8,
+    rec_weight_bits: int | None = None,
+    seed: int = 0,
+) -> IntNetwork:
+    """A valid IntNetwork: ``n_layers`` layers of ``n`` neurons with recurrence ``variant`` (None: feed-forward).
+
+    Contents are random integers from ``numpy.random.default_rng(seed)``, so a seed fixes the network.
+    Conv and taps kernels have K = 3 and C = 2 channels when ``n`` is even, else 1.
+    """
+    rng = np.random.default_rng(seed)
+    rec_bits = weight_bits if rec_weight_bits is None else rec_weight_bits
+    layers = tuple(_layer(rng, variant, n_in if i == 0 else n, n, weight_bits, rec_bits) for i in range(n_layers))
+    weight_frac = int(rng.integers(4, 8))
+    readout = IntReadout(
+        weight=_weights(rng, (n_classes, n), weight_bits),
+        weight_frac=weight_frac,
+        bias=rng.integers(-1000, 1000, size=n_classes).astype(np.int32),
+        v_frac=weight_frac + int(rng.integers(0, 4)),
+        leak_mul=int(rng.integers(0, 1 << 15, endpoint=True)),
+        leak_shift=15,
+        weight_bits=weight_bits,
+    )
+    return IntNetwork(
+        n_inputs=n_in,
+        layers=layers,
+        readout=readout,
+        bin_ms=4.0,
+        classes=tuple(f"class{k}" for k in range(n_classes)),
+        meta={"preset": "tiny", "source_checkpoint_sha256": "0" * 64, "seed": seed},
+    )
