@@ -15,10 +15,9 @@ No torch here: every layer of the training side may import it.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from codegen.common.atomic import write_json_atomic
+from codegen.common.atomic import read_json_object, write_json_atomic
 from codegen.common.errors import UserError
 
 MODEL_FILE = "model.pt"
@@ -57,14 +56,12 @@ def find_int_model(path: Path) -> Path:
 
 
 def read_metrics(run: Path) -> dict:
-    """The run's ``metrics.json`` as a dict (empty when there is none); ``UserError`` when it is unreadable."""
+    """The run's ``metrics.json`` as a dict (empty when there is none); ``UserError`` when it is not a readable
+    JSON object (a list, ``null``, not UTF-8, a directory)."""
     path = Path(run) / METRICS_FILE
-    if not path.is_file():
+    if not path.exists():
         return {}
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        raise UserError(f"{path} is not valid JSON") from None
+    return read_json_object(path)
 
 
 def write_metrics(run: Path, metrics: dict) -> None:

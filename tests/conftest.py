@@ -45,7 +45,7 @@ def quantized_edge(tmp_path_factory):
     for two epochs on the toy dataset and quantized to int8, shared by the deployment and firmware tests."""
     from pytrain.cli import main
     from pytrain.training.loop import TrainOptions, train
-    from support.toy_data import make_toy_dataset
+    from toy_data import make_toy_dataset
 
     root = tmp_path_factory.mktemp("deploy")
     data = make_toy_dataset(root / "toy")

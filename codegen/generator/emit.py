@@ -5,6 +5,7 @@ The generated folder holds::
     <prefix>.h            public API: sizes, the state struct, reset / step / classify / predict
     <prefix>.c            the step function: runtime kernels called in graph order
     <prefix>_weights.h    static const weights and per-layer constants (private to <prefix>.c)
+    CMakeLists.txt        the model as a static library target named <prefix>
     delrec_runtime.h      the hand-written kernels (header only, shared by every model)
     delrec_kernels.inc    the weight-typed kernels, included by delrec_runtime.h
 
@@ -23,6 +24,7 @@ import functools
 import jinja2
 import numpy as np
 
+from ..common.atomic import os_error
 from ..common.version import __version__
 from ..integer.network import MAX_COUNT, SPEC_VERSION, IntNetwork
 from .plan import ConstArray, Plan, make_plan
@@ -103,6 +105,7 @@ def render(plan: Plan) -> dict[str, str]:
         f"{plan.prefix}.h": render_template("model.h.j2", plan),
         f"{plan.prefix}.c": render_template("model.c.j2", plan),
         f"{plan.prefix}_weights.h": render_template("weights.h.j2", plan),
+        "CMakeLists.txt": render_template("CMakeLists.txt.j2", plan),
     }
     banner = render_template("banner.j2", plan)
     runtime = resources.files("codegen.generator") / "runtime"
@@ -127,11 +130,16 @@ def cdef(plan: Plan) -> str:
         f"#define {m}_OK 0",
         f"#define {m}_ERR_NULL -1",
         f"#define {m}_ERR_SIZE -2",
+        f"#define {m}_ERR_STATE -3",
     ]
     return "\n".join(macros) + "\n" + render_template("api.h.j2", plan)
 
 
 def write_folder(files: dict[str, str], out: Path) -> None:
-    """Write ``files`` into the existing folder ``out`` (bytes exactly as rendered, LF line ends)."""
+    """Write ``files`` into the existing folder ``out`` (bytes exactly as rendered, LF line ends); a one-line
+    :class:`~codegen.common.errors.UserError` when that fails."""
     for name, text in files.items():
-        (Path(out) / name).write_bytes(text.encode("utf-8"))
+        try:
+            (Path(out) / name).write_bytes(text.encode("utf-8"))
+        except OSError as exc:
+            raise os_error(Path(out) / name, exc) from None

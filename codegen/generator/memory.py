@@ -56,8 +56,35 @@ def _layer_rows(plan: Plan) -> list[dict]:
     return rows
 
 
-def measure_code_bytes(files: dict[str, str], prefix: str) -> dict | None:
-    """``.text`` and ``.rodata`` of ``<prefix>.c`` built for a Cortex-M4 at -Os, or ``None`` without a toolchain."""
+def worst_stack(callgraph: str, root: str) -> tuple[int, list[str]]:
+    """The deepest stack of ``root`` in a gcc ``-fcallgraph-info=su`` graph: its frame plus the deepest callee
+    chain; returns (bytes, callees without stack information, such as the C library's memset, counted as 0)."""
+    frames: dict[str, int] = {}
+    unknown: set[str] = set()
+    calls: dict[str, list[str]] = {}
+    for m in re.finditer(r'node: \{ title: "([^"]+)" label: "([^"]*)"', callgraph):
+        size = re.search(r"\\n(\d+) bytes \((static|bounded)", m.group(2))
+        if size:
+            frames[m.group(1)] = int(size.group(1))
+        else:
+            unknown.add(m.group(2).split("\\n")[0])
+    for m in re.finditer(r'edge: \{ sourcename: "([^"]+)" targetname: "([^"]+)"', callgraph):
+        calls.setdefault(m.group(1), []).append(m.group(2))
+
+    def depth(node: str, seen: frozenset) -> int:
+        if node in seen:
+            raise ValueError(f"recursion through {node}: no static stack bound")
+        below = [depth(c, seen | {node}) for c in calls.get(node, []) if c in frames]
+        return frames[node] + max(below, default=0)
+
+    if root not in frames:
+        raise ValueError(f"{root} is not in the call graph")
+    return depth(root, frozenset()), sorted(unknown)
+
+
+def measure_code(files: dict[str, str], prefix: str) -> dict | None:
+    """``.text`` and ``.rodata`` of ``<prefix>.c`` built for a Cortex-M4 at -Os, and the worst-case stack of
+    ``<prefix>_step`` and ``<prefix>_classify`` by gcc's static analysis; ``None`` without a toolchain."""
     gcc, size = shutil.which("arm-none-eabi-gcc"), shutil.which("arm-none-eabi-size")
     if gcc is None or size is None:
         return None
@@ -65,9 +92,11 @@ def measure_code_bytes(files: dict[str, str], prefix: str) -> dict | None:
         for name, text in files.items():
             (Path(tmp) / name).write_text(text, encoding="utf-8")
         obj = Path(tmp) / "model.o"
-        subprocess.run([gcc, *CODE_TARGET[1], "-std=c99", "-ffunction-sections", "-fdata-sections", "-I", tmp, "-c",
-                        str(Path(tmp) / f"{prefix}.c"), "-o", str(obj)], check=True, capture_output=True)
+        subprocess.run([gcc, *CODE_TARGET[1], "-std=c99", "-ffunction-sections", "-fdata-sections",
+                        "-fcallgraph-info=su", "-I", tmp, "-c", str(Path(tmp) / f"{prefix}.c"), "-o", str(obj)],
+                       check=True, capture_output=True, cwd=tmp)  # fmt: skip
         listing = subprocess.run([size, "-A", str(obj)], check=True, capture_output=True, text=True).stdout
+        callgraph = next(Path(tmp).glob("*.ci")).read_text()
     text = rodata = 0
     for line in listing.splitlines():
         m = re.match(r"(\.\S+)\s+(\d+)", line)
@@ -75,7 +104,10 @@ def measure_code_bytes(files: dict[str, str], prefix: str) -> dict | None:
             text += int(m.group(2))
         elif m and m.group(1).startswith(".rodata"):
             rodata += int(m.group(2))
-    return {"target": CODE_TARGET[0], "flags": " ".join(CODE_TARGET[1]), "text": text, "rodata": rodata}
+    step, unknown = worst_stack(callgraph, f"{prefix}_step")
+    classify, _ = worst_stack(callgraph, f"{prefix}_classify")
+    return {"target": CODE_TARGET[0], "flags": " ".join(CODE_TARGET[1]), "text": text, "rodata": rodata,
+            "stack_step": step, "stack_classify": classify, "stack_unknown_callees": unknown}
 
 
 def memory_report(plan: Plan, files: dict[str, str] | None = None) -> dict:
@@ -83,7 +115,7 @@ def memory_report(plan: Plan, files: dict[str, str] | None = None) -> dict:
     rows = _layer_rows(plan)
     names = [c.encode("utf-8") for c in (plan.classes or [str(k) for k in range(plan.n_classes)])]
     class_names = sum(len(n) + 1 for n in names) + 4 * plan.n_classes  # strings + pointer table (32-bit target)
-    code = measure_code_bytes(files, plan.prefix) if files is not None else None
+    code = measure_code(files, plan.prefix) if files is not None else None
     flash_data = sum(r["flash"]["total"] for r in rows) + class_names
     return {
         "prefix": plan.prefix,
@@ -102,7 +134,11 @@ def memory_report(plan: Plan, files: dict[str, str] | None = None) -> dict:
         },
         "notes": [
             "bytes, for the default (event-driven) kernels; flash data counts every static const array plus the class-name table (4-byte pointers)",
-            "RAM is the caller-owned state struct; the step function also uses step_stack_scratch bytes of stack",
+            "RAM is the caller-owned state struct; step_stack_scratch is the size of the step's scratch arrays, "
+            "computed from the plan, a lower bound of its stack",
+            "code.stack_step / stack_classify: the deepest stack of one call by gcc's static call-graph analysis "
+            "(-fcallgraph-info=su, Cortex-M4, -Os), C library callees (memset, memcpy) counted as 0; "
+            "the firmware measures the stack of every step by painting (firmware run)",
             "code: measured with arm-none-eabi-gcc when installed (Cortex-M4, -Os), else null",
         ],
     }
@@ -129,9 +165,12 @@ def format_report(report: dict) -> str:
     ram = report["ram"]
     code = report["flash"]["code"]
     out.append(f"state struct {ram['state_struct']} B (delay rings {ram['delay_rings']} B), "
-               f"step scratch on the stack {ram['step_stack_scratch']} B, class names {report['flash']['class_names']} B")
+               f"class names {report['flash']['class_names']} B")
     if code is None:
-        out.append("code size: not measured (install gcc-arm-none-eabi to measure it for a Cortex-M4)")
+        out.append(f"code size and stack: not measured (install gcc-arm-none-eabi to measure them for a Cortex-M4); "
+                   f"the step's scratch arrays alone take {ram['step_stack_scratch']} B of stack")
     else:
-        out.append(f"code ({code['target']}, {code['flags']}): .text {code['text']} B, .rodata {code['rodata']} B")
+        out.append(f"code ({code['target']}, {code['flags']}): .text {code['text']} B, .rodata {code['rodata']} B; "
+                   f"stack of one step {code['stack_step']} B, of classify {code['stack_classify']} B "
+                   f"(gcc static call-graph analysis, C library callees not counted)")
     return "\n".join(out)

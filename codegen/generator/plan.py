@@ -32,6 +32,15 @@ from ..integer.validate import validate_network
 LIF_PARAMS_BYTES = 24  # sizeof(delrec_lif_params): six 32-bit fields
 MAX_PREFIX = 22  # prefix + "_classify" stays within C99's 31 significant characters of external names
 
+# The generated folder goes on the include path, so <prefix>.h must not shadow a header that the model, the
+# runtime or a firmware project includes: the C standard headers and the firmware's own (compared in lower
+# case: macOS and Windows file systems ignore case).
+RESERVED_HEADERS = frozenset(
+    """assert complex ctype errno fenv float inttypes iso646 limits locale math setjmp signal stdalign stdarg
+    stdatomic stdbool stddef stdint stdio stdlib stdnoreturn string tgmath threads time uchar wchar wctype
+    app_config delrec_port""".split()
+)
+
 C_KEYWORDS = frozenset(
     """auto break case char const continue default do double else enum extern float for goto if inline int long
     register restrict return short signed sizeof static struct switch typedef union unsigned void volatile while
@@ -51,6 +60,9 @@ def check_prefix(prefix: str) -> str:
         raise ValueError(f"prefix {prefix!r} collides with the runtime's own 'delrec_' names")
     if prefix.endswith("_"):
         raise ValueError(f"prefix {prefix!r} must not end with '_'")
+    if prefix.lower() in RESERVED_HEADERS:
+        raise ValueError(f"prefix {prefix!r} would name the generated header {prefix}.h, which hides the standard or "
+                         "firmware header of that name on the include path")
     return prefix
 
 
@@ -145,6 +157,10 @@ class LayerPlan:
     recurrence: RecurrencePlan | None
     arrays: tuple[ConstArray, ...]
     state: tuple[StateField, ...]
+    # what the step checks in the state at entry (a never-reset or corrupted state is refused, not used):
+    last_word: int  # index of the last spike word (of a vector, and of each ring slot)
+    tail_mask: str  # C literal of the bits of the last spike word that hold neurons; "" when all 32 do
+    membrane_in_range_check: bool  # the membrane is narrower than its C container, so out-of-range values exist
 
     @property
     def describe(self) -> str:
@@ -297,7 +313,9 @@ def _layer_plan(layer: IntLayer, i: int) -> LayerPlan:
         weight_type=wtype, weight_suffix=wsuf, membrane_type=vtype, membrane_suffix=vsuf,
         ff_scale=1 << layer.ff_shift, leak_mul=int(layer.leak_mul), leak_shift=int(layer.leak_shift),
         v_min=lo, v_max=hi, threshold=int(layer.threshold), subtract=int(layer.reset == "subtract"),
-        recurrence=rec, arrays=tuple(arrays), state=tuple(state),
+        recurrence=rec, arrays=tuple(arrays), state=tuple(state), last_word=words(layer.n) - 1,
+        tail_mask=f"0x{(1 << (layer.n % 32)) - 1:08x}u" if layer.n % 32 else "",
+        membrane_in_range_check=layer.state_bits not in (16, 32),
     )
 
 

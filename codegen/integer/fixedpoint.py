@@ -103,6 +103,21 @@ def rshift_round(a, k: int) -> np.ndarray:
     return rshift_round_values(a, k)
 
 
+def add_saturate(a, b, bits: int) -> np.ndarray:
+    """:math:`\\mathrm{sat}_b(a + b)` for integer arrays inside the signed ``bits``-bit range (``bits`` <= 64),
+    formed without an intermediate that could wrap: the class score's running sum (``sat64``)."""
+    lo, hi = int_range(bits)
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    _check_fits(a, bits, "saturating sum operand")
+    _check_fits(b, bits, "saturating sum operand")
+    up = a > hi - np.maximum(b, 0)  # hi - b cannot wrap for b >= 0
+    down = a < lo - np.minimum(b, 0)  # lo - b cannot wrap for b <= 0
+    outside = up | down
+    total = np.where(outside, 0, a) + np.where(outside, 0, b)  # only the sums that fit are formed
+    return np.where(up, hi, np.where(down, lo, total))
+
+
 def quantize(x, frac_bits: int, bits: int) -> np.ndarray:
     """Real values to ``bits``-bit integers at scale :math:`2^{-f}`: :math:`\\mathrm{sat}_b(\\mathrm{rnd}(x 2^f))`."""
     return saturate(round_half_up(np.asarray(x, dtype=np.float64) * 2.0**frac_bits), bits)

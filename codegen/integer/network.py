@@ -24,7 +24,7 @@ The readout integrates without spiking, on a 32-bit state::
     acc[k]   = sum_j W_out[k, j] * s_last[j]                                         int32
     in[k]    = (acc[k] << out_shift) + bias_out[k]                                   int32
     u[k]     = sat32( leak(u[k]) + in[k] )        leak product and the sum formed in 64 bits
-    score[k] += u[k]                                                                 int64, over the sample
+    score[k] = sat64( score[k] + u[k] )                                              int64, over the sample
 
 and the predicted class is the first index of the largest ``score``. Every state starts at zero.
 

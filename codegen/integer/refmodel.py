@@ -2,9 +2,9 @@ r"""The integer reference model: the executable definition of the arithmetic in 
 
 Everything is numpy int64, vectorized over the batch, with every value checked against the width the C
 gives it. Where the spec says a value is held in an int32 (accumulators, the current, the membrane sum
-before saturation, the readout input) or an int64 (the score), leaving that range raises
-``OverflowError`` instead of wrapping. Saturation happens only where the spec says: the membrane ``h``
-to ``state_bits`` and the readout state ``u`` to 32 bits.
+before saturation, the readout input), leaving that range raises ``OverflowError`` instead of wrapping.
+Saturation happens only where the spec says: the membrane ``h`` to ``state_bits``, the readout state ``u``
+to 32 bits and the class score to 64 bits (an endless stream sticks at the int64 limits, as the C does).
 
 Conventions that the C and the fake-quant model must share:
 
@@ -25,7 +25,7 @@ import numpy as np
 
 from . import fixedpoint as fx
 from .fixedpoint import ACC_BITS  # accumulators, the current and the readout state
-from .network import MAX_COUNT, IntLayer, IntNetwork, IntRecurrence
+from .network import MAX_COUNT, SCORE_BITS, IntLayer, IntNetwork, IntRecurrence
 from .validate import validate_network
 
 
@@ -125,15 +125,6 @@ def _checked(a: np.ndarray, bits: int, what: str) -> np.ndarray:
     if a.size and (int(a.min()) < lo or int(a.max()) > hi):
         raise OverflowError(f"{what} leaves the {bits}-bit range (min {int(a.min())}, max {int(a.max())})")
     return a
-
-
-def _add_int64(a: np.ndarray, b: np.ndarray, what: str) -> np.ndarray:
-    """``a + b`` in int64, raising instead of wrapping (numpy arrays wrap silently)."""
-    total = a + b
-    # a signed overflow is exactly: both operands have the same sign and the result the other one
-    if np.any(((a ^ total) & (b ^ total)) < 0):
-        raise OverflowError(f"{what} leaves the 64-bit range")
-    return total
 
 
 def _matvec(weight: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -267,7 +258,7 @@ def step(net: IntNetwork, state: State, x) -> StepTrace:
         signal = tr.spikes  # layer l+1 consumes layer l's spikes of the same step
     acc, u = _readout_step(net, state, signal)
     state.u = u
-    state.score = _add_int64(state.score, u, "score")
+    state.score = fx.add_saturate(state.score, u, SCORE_BITS)
     state.t = t + 1
     return StepTrace(tuple(traces), acc, u.copy(), state.score.copy())
 

@@ -29,7 +29,7 @@ TEMPLATES = ("codegen.verify", "codegen.generator")  # harness templates first, 
 
 FNV_INIT = 0xCBF29CE484222325
 FNV_PRIME = 0x100000001B3
-PROTOCOL = "delrec-parity 1"
+PROTOCOL = "delrec-parity 2"
 
 
 def app_config(plan: Plan, samples: np.ndarray) -> str:
@@ -132,6 +132,7 @@ class SampleResult:
     hash: int
     step_ticks_sum: int
     step_ticks_max: int
+    step_stack_max: int  # bytes, the deepest stack of one step (painting; 0: below the resolution of one word)
     readout: tuple[int, ...]
     scores: tuple[int, ...]
     classify_class: int
@@ -152,7 +153,7 @@ class TargetOutput:
 
 
 _HEADER = re.compile(
-    r"^delrec-parity 1 samples=(\d+) steps=(\d+) classes=(\d+) insns_per_tick=(\d+)/(\d+) model=([0-9a-f]{64})$"
+    r"^delrec-parity 2 samples=(\d+) steps=(\d+) classes=(\d+) insns_per_tick=(\d+)/(\d+) model=([0-9a-f]{64})$"
 )
 
 
@@ -174,7 +175,8 @@ def parse_output(text: str) -> TargetOutput:
     results = []
     for i in range(n):
         s, r, sc, c = body[4 * i : 4 * i + 4]
-        ms = re.match(rf"^sample {i} class (\d+) hash ([0-9a-f]{{16}}) step_ticks_sum (\d+) step_ticks_max (\d+)$", s)
+        ms = re.match(rf"^sample {i} class (\d+) hash ([0-9a-f]{{16}}) step_ticks_sum (\d+) step_ticks_max (\d+) "
+                      r"step_stack_max (\d+)$", s)
         mr = re.match(rf"^readout {i}((?: -?\d+){{{k}}})$", r)
         msc = re.match(rf"^scores {i}((?: -?\d+){{{k}}})$", sc)
         mc = re.match(rf"^classify {i} class (\d+) ticks (\d+)$", c)
@@ -183,6 +185,7 @@ def parse_output(text: str) -> TargetOutput:
                 raise ValueError(f"bad line for sample {i}: {line!r}")
         results.append(SampleResult(
             predicted=int(ms[1]), hash=int(ms[2], 16), step_ticks_sum=int(ms[3]), step_ticks_max=int(ms[4]),
+            step_stack_max=int(ms[5]),
             readout=tuple(int(v) for v in mr[1].split()), scores=tuple(int(v) for v in msc[1].split()),
             classify_class=int(mc[1]), classify_ticks=int(mc[2]),
         ))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..common.atomic import write_bytes_atomic
+from ..common.atomic import os_error, write_bytes_atomic
 from ..common.errors import UserError
 from ..generator.emit import write_folder
 from ..generator.memory import memory_report
@@ -166,6 +166,7 @@ class TargetReport:
     insns_per_inference: float | None
     insns_per_step: float | None
     insns_per_step_max: float | None
+    stack_step_max: int | None  # bytes, measured by stack painting on the target (None: built only)
     insns_per_synaptic_event: float | None
     synaptic_events_per_inference: float
     flash: int
@@ -187,7 +188,10 @@ def stage_inputs(work: Path, plan, files: dict[str, str], samples: np.ndarray) -
     """Write the generated model to ``work/c`` and the parity app's ``app_config.h`` to ``work/app``."""
     c_dir, app_dir = Path(work) / "c", Path(work) / "app"
     for d in (c_dir, app_dir):
-        d.mkdir(parents=True, exist_ok=True)
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise os_error(d, exc, "cannot create") from None
     write_folder(files, c_dir)
     write_bytes_atomic(app_dir / "app_config.h", firmware_app.app_config(plan, samples).encode())
     return c_dir, app_dir
@@ -205,7 +209,7 @@ def target_parity(net, plan, files: dict[str, str], samples: np.ndarray, target:
     mem = memory_report(plan)
     report = TargetReport(
         target=target, machine=info.get("machine", ""), optimize=optimize, samples=len(samples), bit_exact=None,
-        first_mismatch=None, insns_per_inference=None, insns_per_step=None, insns_per_step_max=None,
+        first_mismatch=None, insns_per_inference=None, insns_per_step=None, insns_per_step_max=None, stack_step_max=None,
         insns_per_synaptic_event=None, synaptic_events_per_inference=float(exp.events.mean()),
         flash=b.flash, ram=b.ram, text=b.text, data=b.data, bss=b.bss, model_state_ram=plan.state_bytes,
         model_flash_data=mem["flash"]["data_total"], build_seconds=b.seconds, run_seconds=None, sections=b.sections,
@@ -226,6 +230,7 @@ def target_parity(net, plan, files: dict[str, str], samples: np.ndarray, target:
     report.insns_per_inference = float(np.mean(per_inference))
     report.insns_per_step = float(np.mean([out.insns(r.step_ticks_sum) for r in out.results])) / steps
     report.insns_per_step_max = max(out.insns(r.step_ticks_max) for r in out.results)
+    report.stack_step_max = max(r.step_stack_max for r in out.results)
     if exp.events.mean() > 0:
         report.insns_per_synaptic_event = report.insns_per_inference / float(exp.events.mean())
     return report
@@ -233,19 +238,21 @@ def target_parity(net, plan, files: dict[str, str], samples: np.ndarray, target:
 
 def format_reports(reports: list[TargetReport]) -> str:
     head = ("target", "board", "opt", "parity", "insns/inference", "insns/step", "max/step", "insns/event",
-            "flash B", "RAM B", "model state B")
+            "flash B", "RAM B", "model state B", "step stack B")
     rows = []
     for r in reports:
         parity = "built only" if r.bit_exact is None else f"{r.bit_exact}/{r.samples}"
         fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
         rows.append((r.target, r.machine or "-", r.optimize, parity, fmt(r.insns_per_inference, ",.0f"),
                      fmt(r.insns_per_step, ",.0f"), fmt(r.insns_per_step_max, ",.0f"),
-                     fmt(r.insns_per_synaptic_event, ".2f"), f"{r.flash:,}", f"{r.ram:,}", f"{r.model_state_ram:,}"))
+                     fmt(r.insns_per_synaptic_event, ".2f"), f"{r.flash:,}", f"{r.ram:,}", f"{r.model_state_ram:,}",
+                     fmt(r.stack_step_max, ",d")))
     widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) if i < 4 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
              for row in [head, *rows]]
     lines.append("instruction counts are QEMU emulator instructions (-icount shift=0, SysTick), not cycles; "
-                 "flash = text + data, RAM = data + bss of the whole firmware image")
+                 "flash = text + data, RAM = data + bss of the whole firmware image; step stack = the deepest stack "
+                 "of one step, measured by painting (step frames plus any interrupt frame)")
     return "\n".join(lines)
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..common.accuracy import Accuracy
 from ..integer import refmodel
 from .compare import Comparison, compare
 from .hostbuild import BuildOptions, HostModel, build_host_model
@@ -22,10 +23,18 @@ from .hostbuild import BuildOptions, HostModel, build_host_model
 class ParityResult:
     n: int
     bit_exact: int
-    c_acc: float
-    ref_acc: float
+    c: Accuracy  # the host C's classes against the labels
+    ref: Accuracy  # the integer reference's
     first_mismatch: str | None
     seconds: float
+
+    @property
+    def c_acc(self) -> float:
+        return self.c.value
+
+    @property
+    def ref_acc(self) -> float:
+        return self.ref.value
 
 
 def trace_fields(n_layers: int) -> dict[str, tuple[str, ...]]:
@@ -88,5 +97,5 @@ def host_parity(net, plan, files, x: np.ndarray, y: np.ndarray, progress: bool =
     if bar is not None:
         bar.close()
     n = len(x)
-    return ParityResult(n, result.exact, c_correct / max(n, 1), ref_correct / max(n, 1), result.first,
+    return ParityResult(n, result.exact, Accuracy(c_correct, n), Accuracy(ref_correct, n), result.first,
                         time.perf_counter() - t0)

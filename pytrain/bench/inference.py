@@ -86,6 +86,9 @@ def benchmark_run(run: Path, samples: int = 16, repeats: int = 3, data: str | No
     if not spec:
         raise UserError(f"{run}: --data is required (the run does not record its dataset)")
     bundle = load_data(spec, bin_ms=net.bin_ms, data_root=data_root, progress=False)
+    if (bundle.n_inputs, bundle.n_classes) != (net.n_inputs, net.n_classes):
+        raise UserError(f"dataset {bundle.name} has {bundle.n_inputs} inputs and {bundle.n_classes} classes, "
+                        f"the model {run} expects {net.n_inputs} and {net.n_classes}")
     x = bundle.test.x[:samples].numpy()
     plan, files = plan_and_render(net, "bench")
     c_event = build_host_model(plan, files, BuildOptions(optimize=optimize, reference_kernels=False))

@@ -76,7 +76,7 @@ def run_variant(preset: str, data: str, out: Path, variant: str, epochs: int | N
     model, _ = ckpt.load_model(runfolder.find_model_file(run))
     counts = count_parameters(model)
     path, net, plan, files = load_deployment(run)
-    x, _ = load_test_samples(path.parent, net, None, None, samples)
+    x = load_test_samples(path.parent, net, None, None, samples).x
     code = g.report["flash"]["code"]
     fw = {t: _firmware(net, plan, files, x, t, run / "firmware" / t) for t in targets}
     return VariantResult(

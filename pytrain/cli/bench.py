@@ -92,6 +92,10 @@ def run(args) -> int:
     impls = [v for v in args.impl.split(",") if v]
     if any(i not in ("fused", "reference") for i in impls):
         raise UserError("--impl takes fused and/or reference")
+    if args.json:
+        from codegen.common.atomic import check_writable
+
+        check_writable(args.json)
     torch.set_num_threads(args.threads)
     rows = run_training_benchmark(args.preset, variants, impls, _floats(args.sigma), args.batch, args.steps, args.repeats)
     print(f"training step, preset {args.preset}, batch {args.batch}, T={args.steps}, {args.threads} threads, "
@@ -118,6 +122,10 @@ def run_infer(args) -> int:
 
     if args.samples < 1 or args.repeats < 1 or args.threads < 1:
         raise UserError("--samples, --repeats and --threads must be at least 1")
+    if args.json:
+        from codegen.common.atomic import check_writable
+
+        check_writable(args.json)
     torch.set_num_threads(args.threads)
     rows = [benchmark_run(Path(r), args.samples, args.repeats, args.data, args.data_root, args.optimize)
             for r in args.runs]
@@ -144,6 +152,12 @@ def run_suite(args) -> int:
         raise UserError(f"--targets: choose from {', '.join(TARGETS)}")
     if args.samples < 1 or args.timing_samples < 1:
         raise UserError("--samples and --timing-samples must be at least 1")
+    from codegen.common.atomic import check_writable
+
+    check_writable(args.json)
+    if args.markdown is not None:
+        check_writable(args.markdown)
+    check_writable(args.out, folder=True)
     torch.set_num_threads(1)
     rows = suite(args.preset, args.data, args.out, args.epochs, tuple(v for v in args.variants.split(",") if v),
                  targets, args.samples, args.timing_samples, args.seed, progress=not args.no_progress)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from codegen.common.atomic import check_writable
 from codegen.verify.firmware_run import TARGETS
 
 OPT_LEVELS = ("O0", "O1", "O2", "O3", "Os")
@@ -74,8 +75,10 @@ def _prepare(args):
     check_tools(need_qemu=False)
     if args.samples < 1:
         raise UserError("--samples must be at least 1")
+    if args.json is not None:
+        check_writable(args.json)
     path, net, plan, files = load_deployment(args.model)
-    x, _ = load_test_samples(path.parent, net, args.data, args.data_root, args.samples)
+    x = load_test_samples(path.parent, net, args.data, args.data_root, args.samples).x
     return path.parent, net, plan, files, x
 
 
@@ -85,6 +88,7 @@ def _one(args, target: str, run_dir, net, plan, files, x):
     work = args.out if args.out is not None else _work_dir(run_dir, target, args.opt)
     if args.out is not None and getattr(args, "targets", None):
         work = Path(args.out) / f"{target}{args.opt}"
+    check_writable(work, folder=True)
     return target_parity(net, plan, files, x, target, work, args.opt, args.reference_kernels, args.flash_budget,
                          args.ram_budget, args.firmware_dir)
 
@@ -111,6 +115,7 @@ def run_build(args) -> int:
 
     run_dir, net, plan, files, x = _prepare(args)
     work = args.out if args.out is not None else _work_dir(run_dir, args.target, args.opt)
+    check_writable(work, folder=True)
     c_dir, app_dir = stage_inputs(work, plan, files, x)
     b = build(args.target, c_dir, app_dir, work / "build", args.opt, args.reference_kernels,
               args.flash_budget, args.ram_budget, args.firmware_dir)

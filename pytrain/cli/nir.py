@@ -31,6 +31,7 @@ def run(args) -> int:
         from pytrain.interop import nir as nirexport
     except ImportError as exc:
         raise UserError(f"export-nir needs the 'nir' package ({exc}); install it with: pip install 'nir>=1.0'") from None
+    from codegen.common.atomic import check_writable, write_bytes_atomic
     from pytrain.model.checkpoint import load_model
     from pytrain.runfolder import find_model_file
 
@@ -42,12 +43,14 @@ def run(args) -> int:
     model, record = load_model(find_model_file(args.run))
     preset = (record.get("info") or {}).get("preset")
     dt_s = None if args.dt_ms is None else args.dt_ms / 1000.0
+    check_writable(out)
     try:
-        graph = nirexport.write_nir(model, out, dt_s, preset=preset)
+        graph, data = nirexport.nir_bytes(model, dt_s, preset=preset)
     except ValueError as exc:
         raise UserError(f"cannot export to NIR: {str(exc).splitlines()[0]}") from None
-    except OSError as exc:
-        raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
+    if not args.no_verify:
+        _verify(model, data, nirexport)  # before anything is written: a graph that does not read back is refused
+    write_bytes_atomic(out, data)
 
     kinds: dict[str, int] = {}
     for node in graph.nodes.values():
@@ -56,7 +59,7 @@ def run(args) -> int:
     print(f"wrote {out}: {len(graph.nodes)} nodes, {len(graph.edges)} edges ({summary}), "
           f"dt = {graph.metadata['dt'] * 1000:g} ms, recurrence {model.cfg.recurrent}")
     if not args.no_verify:
-        _verify(model, out, nirexport)
+        print("read back: same model, forward output bit-exact on a random input (32 steps x 2 samples)")
     if "Delay" in kinds:
         print("note: delays are Delay nodes (d*dt, plus one step of cycle latency); most NIR consumers "
               "cannot run Delay nodes or recurrent cycles")
@@ -66,20 +69,26 @@ def run(args) -> int:
     return 0
 
 
-def _verify(model, out: Path, nirexport) -> None:
+def _verify(model, data: bytes, nirexport) -> None:
+    """Read ``data`` (a NIR file's bytes) back into a model and require the same forward output."""
+    import tempfile
+
     import torch
 
     from codegen.common.errors import UserError
 
-    try:
-        back = nirexport.read_nir(out)
-    except (OSError, ValueError, KeyError) as exc:
-        raise UserError(f"{out} was written but does not read back: {str(exc).splitlines()[0]}") from None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "check.nir"
+        path.write_bytes(data)
+        try:
+            back = nirexport.read_nir(path)
+        except (OSError, ValueError, KeyError) as exc:
+            raise UserError(f"the NIR graph does not read back: {str(exc).splitlines()[0]}; nothing was written") from None
     gen = torch.Generator().manual_seed(0)
     x = torch.poisson(torch.full((32, 2, model.cfg.n_inputs), 0.5), generator=gen)
     model.eval()
     with torch.no_grad():
         same = torch.equal(model(x).readout, back(x).readout)
     if not same:
-        raise UserError(f"{out} reads back to a model whose output differs from the run's (a bug: please report)")
-    print("read back: same model, forward output bit-exact on a random input (32 steps x 2 samples)")
+        raise UserError("the NIR graph reads back to a model whose output differs from the run's (a bug: please "
+                        "report); nothing was written")

@@ -40,19 +40,22 @@ def _bits(text: str):
 
 
 def run(args) -> int:
+    from codegen.common.accuracy import Accuracy
     from pytrain.export.quantize import QuantizeOptions, quantize_run
 
     q = quantize_run(QuantizeOptions(
         run=args.run, out=args.out, data=args.data, data_root=args.data_root, weight_bits=_bits(args.weight_bits),
         qat_epochs=args.qat_epochs, calib=args.calib, lr=args.lr, seed=args.seed, progress=not args.no_progress,
     ))
-    print(f"{'model':<22}{'test accuracy':>14}")
-    print(f"{'float':<22}{q['float_acc']:>14.4f}")
+    acc = {k: Accuracy.from_dict(v) for k, v in q["accuracy"].items()}
     bits = q["weight_bits"]
     label = f"int{bits[0]}" if len(set(bits)) == 1 else "int" + "/".join(map(str, bits))
-    print(f"{'fake-quant ' + label:<22}{q['fakequant_acc']:>14.4f}")
-    print(f"{'integer reference':<22}{q['int_acc']:>14.4f}")
+    print(f"{'model':<22}{'test accuracy':>22}")
+    for name, key in (("float", "float"), ("fake-quant " + label, "fakequant"), ("integer reference", "int")):
+        print(f"{name:<22}{str(acc[key]):>22}")
     out = args.out or args.run
     print(f"fake-quant == integer reference (every spike, every step, every readout value): bit-exact on "
           f"{q['fakequant_int_bit_exact']}/{q['n_test']} samples; wrote {out / 'model.int.npz'}")
+    for note in q.get("notes", []):
+        print(f"note: {note}")
     return 0

@@ -3,12 +3,51 @@
 from __future__ import annotations
 
 import math
+import struct
+import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from codegen.common.errors import UserError
+
+MIN_SAMPLE_RATE = 4000
+MAX_SAMPLE_RATE = 384000
+# resample_poly designs a filter about 20 x max(up, down) taps long: a rate like 47,999 Hz (16000/47999
+# after reduction) would need millions of taps. Every usual rate reduces to factors far below this.
+MAX_RESAMPLE_FACTOR = 2000
+
+
+def check_sample_rate(sr: int, target_sr: int, where: str) -> None:
+    """Refuse, with one line naming ``where``, a sample rate outside 4..384 kHz or one whose conversion to
+    ``target_sr`` needs an impractically long polyphase filter (an odd rate such as 7,999,993 Hz)."""
+    if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
+        raise UserError(f"{where}: sample rate {sr} Hz is outside the supported {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz")
+    g = math.gcd(int(sr), int(target_sr))
+    if max(sr // g, target_sr // g) > MAX_RESAMPLE_FACTOR:
+        raise UserError(f"{where}: sample rate {sr} Hz cannot be converted to {target_sr} Hz by a practical "
+                        f"polyphase filter (ratio {target_sr // g}/{sr // g}); resample it to a usual rate first")
+
+
+def wav_data_sizes(path: Path) -> tuple[int, int] | None:
+    """(bytes of audio the RIFF header declares, bytes the file holds after the data chunk's header), or None
+    when the file is not a RIFF/WAVE file or declares a placeholder size (a stream written without seeking)."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if cid == b"data":
+                start = f.tell()
+                f.seek(0, 2)
+                available = f.tell() - start
+                return None if size in (0, 0xFFFFFFFF) else (size, available)
+            f.seek(size + (size & 1), 1)  # chunks are padded to an even length
 
 
 def resample(x: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
@@ -84,8 +123,13 @@ def load_audio(path: str | Path, target_sr: int = 16000) -> np.ndarray:
     samples = np.asarray(samples)
     if samples.size == 0:
         raise UserError(f"{path}: contains no audio samples")
-    if sr <= 0:
-        raise UserError(f"{path}: invalid sample rate {sr}")
+    check_sample_rate(int(sr), int(target_sr), str(path))
+    if samples.dtype.kind == "f" and not np.all(np.isfinite(samples)):
+        raise UserError(f"{path}: holds NaN or infinite samples")
+    sizes = wav_data_sizes(path)
+    if sizes is not None and sizes[1] < sizes[0]:
+        print(f"warning: {path} is truncated: its header declares {sizes[0]} bytes of audio, the file holds "
+              f"{sizes[1]}; the clip is used as far as it goes", file=sys.stderr)
     try:
         x = to_float(samples)
     except ValueError as exc:

@@ -6,11 +6,10 @@ renders the C from the model file again and refuses a ``RUN/c`` that differs fro
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from codegen.common.atomic import staged_directory, write_json_atomic
+from codegen.common.atomic import read_json_object, staged_directory, write_json_atomic
 from codegen.common.errors import UserError
 from pytrain.runfolder import C_FOLDER, INT_MODEL_FILE, MEMORY_FILE, find_int_model
 
@@ -71,8 +70,9 @@ def load_deployment(run: Path, prefix: str = "model"):
     path = find_int_model(run)
     net = load_int_model(path)
     folder = path.parent / C_FOLDER
-    if folder.is_dir() and (folder / MEMORY_FILE).is_file():
-        prefix = json.loads((folder / MEMORY_FILE).read_text()).get("prefix", prefix)
+    if folder.is_dir() and (folder / MEMORY_FILE).exists():
+        recorded = read_json_object(folder / MEMORY_FILE).get("prefix", prefix)
+        prefix = recorded if isinstance(recorded, str) else prefix
     plan, files = plan_and_render(net, prefix)
     if folder.is_dir():
         stale = [name for name, text in files.items()

@@ -6,6 +6,7 @@ module finds the dataset the run was trained on and records what was proven.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,36 +28,55 @@ def run_data_spec(run: Path) -> str | None:
     return ckpt.load_record(model_pt).get("info", {}).get("data_spec")
 
 
+@dataclass
+class TestSamples:
+    x: np.ndarray  # (S, T, C) counts of the first S test samples
+    y: np.ndarray  # (S,) labels
+    total: int  # samples in the whole test split (S < total when limited)
+
+
 def load_test_samples(run_dir: Path, net, data: str | None, data_root: str | None, limit: int | None,
-                      progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``limit`` test samples (counts, labels) of the dataset ``run_dir`` was trained on."""
+                      progress: bool = False) -> TestSamples:
+    """The first ``limit`` test samples (all without a limit) of the dataset ``run_dir`` was trained on."""
     from pytrain.data.loader import load_data
 
+    if limit is not None and limit < 1:
+        raise UserError("the sample count must be at least 1")
     spec = data or run_data_spec(run_dir)
     if not spec:
         raise UserError("--data is required (the run does not record its dataset)")
     bundle = load_data(spec, bin_ms=net.bin_ms, data_root=data_root, progress=progress)
     if bundle.n_inputs != net.n_inputs or bundle.n_classes != net.n_classes:
-        raise UserError(f"dataset {bundle.name} does not match the model's inputs or classes")
+        raise UserError(f"dataset {bundle.name} has {bundle.n_inputs} inputs and {bundle.n_classes} classes, "
+                        f"the model expects {net.n_inputs} and {net.n_classes}")
     x, y = bundle.test.x.numpy(), bundle.test.y.numpy()
-    if limit is not None:
-        if limit < 1:
-            raise UserError("the sample count must be at least 1")
-        x, y = x[:limit], y[:limit]
-    return x, y
+    return TestSamples(x[:limit], y[:limit], len(y))
 
 
 def run_host_parity(run: Path, data: str | None = None, data_root: str | None = None, prefix: str = "model",
                     limit: int | None = None, progress: bool = True) -> ParityResult:
-    """Host parity of ``run``'s integer model on its test split; checks ``run/c`` is current if it exists."""
+    """Host parity of ``run``'s integer model on its test split; checks ``run/c`` is current if it exists.
+
+    A check of the whole split sets ``c_acc`` and ``host_parity`` in ``metrics.json``; a partial one
+    (``limit`` below the split's size) is recorded apart, as ``host_parity_partial`` with the samples it
+    covered, and never replaces a full check.
+    """
     path, net, plan, files = load_deployment(Path(run), prefix)
-    x, y = load_test_samples(path.parent, net, data, data_root, limit, progress)
-    result = host_parity(net, plan, files, x, y, progress=progress)
-    metrics = runfolder.read_metrics(path.parent)
+    metrics = runfolder.read_metrics(path.parent)  # refused before the work if unreadable
     if metrics or (path.parent / runfolder.METRICS_FILE).exists():
-        metrics["c_acc"] = result.c_acc
-        metrics["host_parity"] = {"n": result.n, "bit_exact": result.bit_exact, "c_acc": result.c_acc,
-                                  "int_acc": result.ref_acc, "first_mismatch": result.first_mismatch,
-                                  "model_sha256": plan.model_sha256}
+        from codegen.common.atomic import check_writable
+
+        check_writable(path.parent / runfolder.METRICS_FILE)
+    samples = load_test_samples(path.parent, net, data, data_root, limit, progress)
+    result = host_parity(net, plan, files, samples.x, samples.y, progress=progress)
+    if metrics or (path.parent / runfolder.METRICS_FILE).exists():
+        record = {"n": result.n, "of": samples.total, "bit_exact": result.bit_exact, "c": result.c.as_dict(),
+                  "int": result.ref.as_dict(), "first_mismatch": result.first_mismatch,
+                  "model_sha256": plan.model_sha256}
+        if result.n == samples.total:
+            metrics["c_acc"] = result.c_acc
+            metrics["host_parity"] = record
+        else:
+            metrics["host_parity_partial"] = record
         runfolder.write_metrics(path.parent, metrics)
     return result

@@ -1,14 +1,14 @@
 """Post-training quantization, optional quantization-aware fine-tuning, and export of the integer model.
 
 ``quantize_run`` reads ``RUN/model.pt``, builds the fake-quantized network (scales from the weights and
-from calibration inputs), optionally fine-tunes it with QAT, writes ``RUN/model.int.npz`` and adds
-``float_acc``, ``fakequant_acc`` and ``int_acc`` (all on the same test split) to ``RUN/metrics.json``.
+from calibration inputs), optionally fine-tunes it with QAT, proves the integer model equal to it on the test
+split, then writes ``RUN/model.int.npz`` and adds ``float_acc``, ``fakequant_acc`` and ``int_acc`` (counts in
+``quantization.accuracy``, all on the same test split) to ``RUN/metrics.json``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import shutil
 import math
 import time
 from dataclasses import dataclass
@@ -115,16 +115,47 @@ def _file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def quantize_run(opts: QuantizeOptions) -> dict:
-    from codegen.integer import overflow, refmodel
-    from codegen.integer.modelfile import save_network
-    from codegen.integer.validate import validate_network
-
+def _check_options(opts: QuantizeOptions) -> None:
     if opts.qat_epochs < 0 or opts.calib < 0:
         raise UserError("--qat-epochs and --calib must not be negative")
+    if not (math.isfinite(opts.lr) and opts.lr > 0):
+        raise UserError(f"--lr must be a positive finite number, got {opts.lr}")
+    if opts.batch_size < 1:
+        raise UserError("the QAT batch size must be at least 1")
+
+
+def stale_c_note(run: Path, digest: str) -> str | None:
+    """A note when ``RUN/c`` holds C generated from another model than the one with ``digest``."""
+    from codegen.common.atomic import read_json_object
+
+    memory = run / runfolder.C_FOLDER / runfolder.MEMORY_FILE
+    if not memory.exists():
+        return None
+    try:
+        recorded = read_json_object(memory).get("model_sha256")
+    except UserError:
+        recorded = None
+    if recorded == digest:
+        return None
+    return f"{run / runfolder.C_FOLDER} was generated from another model: run 'delrec-edge codegen {run} --force'"
+
+
+def quantize_run(opts: QuantizeOptions) -> dict:
+    """Quantize a run: every input is read and checked first, the integer model must equal the fake-quant model
+    on every spike and readout value of the test split, and only then ``model.int.npz`` and ``metrics.json``
+    are written, together (:func:`codegen.common.atomic.write_files_atomic`). Any failure writes nothing and
+    leaves the previous model in place."""
+    from codegen.common.accuracy import Accuracy
+    from codegen.common.atomic import check_writable, json_bytes, write_files_atomic
+    from codegen.integer import overflow, refmodel
+    from codegen.integer.modelfile import network_bytes, network_digest
+    from codegen.integer.validate import validate_network
+
+    _check_options(opts)
     model_path = runfolder.find_model_file(opts.run)
     model, rec = ckpt.load_model(model_path)
-    run = Path(opts.out) if opts.out is not None else model_path.parent
+    source = model_path.parent
+    run = Path(opts.out) if opts.out is not None else source
     try:
         per_layer_bits(model, opts.weight_bits)
     except ValueError as exc:
@@ -133,17 +164,21 @@ def quantize_run(opts: QuantizeOptions) -> dict:
     spec = opts.data or info.get("data_spec")
     if not spec:
         raise UserError("--data is required (the run does not record its dataset)")
+    # every input read (and refused) before the work and before anything is written
+    metrics = runfolder.read_metrics(run if (run / runfolder.METRICS_FILE).exists() else source)
+    check_writable(run / runfolder.INT_MODEL_FILE)
     seed_everything(opts.seed)
     data = load_data(spec, bin_ms=model.cfg.bin_ms, data_root=opts.data_root, seed=int(info.get("seed", 0)),
                      progress=opts.progress)
     if data.n_inputs != model.cfg.n_inputs or data.n_classes != model.cfg.n_classes:
-        raise UserError(f"dataset {data.name} does not match the model's inputs or classes")
+        raise UserError(f"dataset {data.name} has {data.n_inputs} inputs and {data.n_classes} classes, "
+                        f"the model expects {model.cfg.n_inputs} and {model.cfg.n_classes}")
     t0 = time.perf_counter()
-    float_acc = evaluate(model, data.test, torch.device("cpu"))["acc"]
+    float_acc = evaluate(model, data.test, torch.device("cpu"))["accuracy"]
     fq = calibrated(model, opts.weight_bits, data.train.x[: opts.calib])
     history = fine_tune(fq, data.train, opts) if opts.qat_epochs else []
     fq_spikes, fq_u, fq_scores = fakequant_traces(fq, data.test)
-    fakequant_acc = float((fq_scores.argmax(-1) == data.test.y).float().mean())
+    fakequant_acc = Accuracy.of(fq_scores.argmax(-1), data.test.y)
 
     net = fq.to_int_network(
         classes=data.classes,
@@ -156,29 +191,33 @@ def quantize_run(opts: QuantizeOptions) -> dict:
     except ValueError as exc:
         raise UserError(f"cannot export: {exc}") from None
     result = refmodel.run(net, data.test.x.numpy().astype(np.int64), keep_trace=True)
-    int_acc = float((torch.from_numpy(np.asarray(result.predictions)) == data.test.y).float().mean())
+    int_acc = Accuracy.of(result.predictions, data.test.y)
     # the scores are the readout summed over time, so equal readouts at every step imply equal scores
-    bit_exact = compare_with_reference(fq_spikes, fq_u, result.trace).exact
-    if run != model_path.parent:
-        run.mkdir(parents=True, exist_ok=True)
-        for name in (runfolder.MODEL_FILE, runfolder.METRICS_FILE):
-            if (model_path.parent / name).is_file() and not (run / name).exists():
-                shutil.copyfile(model_path.parent / name, run / name)
-    save_network(net, run / runfolder.INT_MODEL_FILE)
+    parity = compare_with_reference(fq_spikes, fq_u, result.trace)
+    if not parity.ok:
+        raise UserError(f"the integer model differs from the fake-quant model on {parity.n - parity.exact} of "
+                        f"{parity.n} test samples (first: {parity.first}); nothing was written")
     quant = {
-        "float_acc": float_acc,
-        "fakequant_acc": fakequant_acc,
-        "int_acc": int_acc,
+        "float_acc": float_acc.value,
+        "fakequant_acc": fakequant_acc.value,
+        "int_acc": int_acc.value,
+        "accuracy": {"float": float_acc.as_dict(), "fakequant": fakequant_acc.as_dict(), "int": int_acc.as_dict()},
         "weight_bits": list(fq.bits),
         "qat_epochs": opts.qat_epochs,
         "calib": opts.calib,
-        "fakequant_int_bit_exact": bit_exact,
+        "fakequant_int_bit_exact": parity.exact,
         "n_test": len(data.test),
+        "model_sha256": network_digest(net),
         "quantize_seconds": time.perf_counter() - t0,
         "qat_history": history,
     }
-    metrics = runfolder.read_metrics(run)
     metrics.update({k: quant[k] for k in ("float_acc", "fakequant_acc", "int_acc")})
     metrics["quantization"] = quant
-    runfolder.write_metrics(run, metrics)
+    for stale in ("c_acc", "host_parity"):  # they describe the C of the previous model
+        metrics.pop(stale, None)
+    outputs = {run / runfolder.INT_MODEL_FILE: network_bytes(net), run / runfolder.METRICS_FILE: json_bytes(metrics)}
+    if run != source and not (run / runfolder.MODEL_FILE).exists():
+        outputs[run / runfolder.MODEL_FILE] = model_path.read_bytes()
+    write_files_atomic(outputs)
+    quant["notes"] = [note for note in [stale_c_note(run, quant["model_sha256"])] if note]
     return quant

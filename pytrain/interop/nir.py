@@ -388,14 +388,20 @@ def _conv_weight(node, name: str, shape: tuple, n: int) -> torch.Tensor:
 
 # -- files -------------------------------------------------------------------------------------
 
-def write_nir(model: DelRecSNN, path: Path | str, dt_s: float | None = None, *, preset: str | None = None) -> nir.NIRGraph:
-    """Write ``to_nir(model, dt_s)`` as a NIR HDF5 file, atomically (temporary file, then rename)."""
+def nir_bytes(model: DelRecSNN, dt_s: float | None = None, *, preset: str | None = None) -> tuple[nir.NIRGraph, bytes]:
+    """``to_nir(model, dt_s)`` and the bytes of its NIR HDF5 file."""
     import io
 
     graph = to_nir(model, dt_s, preset=preset)
     buf = io.BytesIO()
     nir.write(buf, graph)
-    write_bytes_atomic(Path(path), buf.getvalue())
+    return graph, buf.getvalue()
+
+
+def write_nir(model: DelRecSNN, path: Path | str, dt_s: float | None = None, *, preset: str | None = None) -> nir.NIRGraph:
+    """Write ``to_nir(model, dt_s)`` as a NIR HDF5 file, atomically (temporary file, then rename)."""
+    graph, data = nir_bytes(model, dt_s, preset=preset)
+    write_bytes_atomic(Path(path), data)
     return graph
 
 

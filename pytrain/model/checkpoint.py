@@ -55,8 +55,25 @@ def load_record(path: Path) -> dict:
     return rec
 
 
+def check_model(model: DelRecSNN, where: str) -> None:
+    """Refuse a model no later stage can use: a non-finite parameter or statistic, or a delay outside
+    ``0..MAX_DELAY`` (the largest a delay ring can hold) or above the configured clamp."""
+    from codegen.integer.validate import MAX_DELAY
+
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise UserError(f"{where}: {name} holds NaN or infinite values")
+    limit = MAX_DELAY if model.cfg.delay_max is None else min(MAX_DELAY, model.cfg.delay_max)
+    for i, delays in enumerate(model.delay_parameters()):
+        low, high = float(delays.detach().min()), float(delays.detach().max())
+        if low < 0 or high > limit:
+            raise UserError(f"{where}: the delays of recurrent layer {i} span {low:g}..{high:g} steps, outside "
+                            f"0..{limit:g}")
+
+
 def load_model(path: Path) -> tuple[DelRecSNN, dict]:
-    """Rebuild the model from ``model.pt``; returns (model in eval mode, record)."""
+    """Rebuild the model from ``model.pt`` and check it (:func:`check_model`); returns (model in eval mode,
+    record)."""
     rec = load_record(path)
     try:
         cfg = ModelConfig.from_dict(rec["config"])
@@ -64,5 +81,6 @@ def load_model(path: Path) -> tuple[DelRecSNN, dict]:
         model.load_state_dict(rec["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise UserError(f"{path}: model file does not match its configuration ({str(exc).splitlines()[0]})") from None
+    check_model(model, str(path))
     model.eval()
     return model, rec

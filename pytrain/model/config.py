@@ -5,6 +5,7 @@ They are stored inside checkpoints as dicts, so a checkpoint loads with ``torch.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from codegen.integer.network import RESETS, VARIANTS  # one home: the integer contract
@@ -104,6 +105,36 @@ class TrainConfig:
     # [-n, n] (zero fill), which imitates other voices' formants and pitch on a tonotopic input
     channel_shift: int = 0
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Refuse a recipe no optimiser can run: ``ValueError`` naming the field and its command-line option."""
+        def number(name: str, low: float, *, strict: bool = False, high: float | None = None,
+                   optional: bool = False) -> None:
+            value = getattr(self, name)
+            if value is None and optional:
+                return
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            ok = ok and (value > low if strict else value >= low) and (high is None or value <= high)
+            if not ok:
+                bound = f"{'above' if strict else 'at least'} {low:g}" + ("" if high is None else f" and at most {high:g}")
+                raise ValueError(f"{name} (--{name.replace('_', '-')}) must be a finite number {bound}, got {value!r}")
+
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} (--{name.replace('_', '-')}) must be a whole number of at least 1, "
+                                 f"got {value!r}")
+        if isinstance(self.channel_shift, bool) or not isinstance(self.channel_shift, int) or self.channel_shift < 0:
+            raise ValueError(f"channel_shift (--channel-shift) must be a whole number >= 0, got {self.channel_shift!r}")
+        number("lr", 0.0, strict=True)
+        number("lr_delay", 0.0)
+        number("weight_decay", 0.0)
+        number("grad_clip", 0.0, strict=True, optional=True)
+        number("rate_reg", 0.0)
+        number("rate_target", 0.0, high=1.0)
+        number("sigma_init", 0.0)
+        number("sigma_decay", 0.0, strict=True, high=1.0)
+        number("val_fraction", 0.0, strict=True, high=0.9)
 
     def to_dict(self) -> dict:
         return asdict(self)

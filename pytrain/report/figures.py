@@ -272,8 +272,10 @@ def memory_figure(report: dict, source: str = ""):
         notes.append(f"flash data {flash.get('data_total')} B (incl. class names {flash.get('class_names')} B), "
                      f"{code_text}")
     if ram:
-        notes.append(f"state struct {ram.get('state_struct')} B, step scratch on the stack "
-                     f"{ram.get('step_stack_scratch')} B")
+        code = flash.get("code") if flash else None
+        stack = (f"stack of one step {code['stack_step']} B (static analysis, Cortex-M4 -Os)"
+                 if code and "stack_step" in code else f"step scratch arrays {ram.get('step_stack_scratch')} B")
+        notes.append(f"state struct {ram.get('state_struct')} B, {stack}")
     if source:
         notes.append(source)
     fig.suptitle("memory of the generated C, per layer" + ("\n" + "\n".join(notes) if notes else ""), fontsize=9)

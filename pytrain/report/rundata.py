@@ -8,13 +8,14 @@ is not drawn: the reason is returned in ``notes`` instead, never a made-up value
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from codegen.common.accuracy import Accuracy
+from codegen.common.atomic import check_writable, read_json_object
 from codegen.common.errors import UserError
 from pytrain import runfolder
 
@@ -216,11 +217,11 @@ def _memory(rd: _RunData, notes: list[str]) -> tuple[dict | None, str]:
     memory_json = f"{runfolder.C_FOLDER}/{runfolder.MEMORY_FILE}"
     path = rd.run / runfolder.C_FOLDER / runfolder.MEMORY_FILE
     recorded = None
-    if path.is_file():
+    if path.exists():
         try:
-            recorded = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            notes.append(f"{path} is not valid JSON; ignored")
+            recorded = read_json_object(path)
+        except UserError as exc:
+            notes.append(f"{exc}; ignored")
     if rd.net is None:
         if recorded is not None:
             return recorded, f"from {memory_json} (the run holds no model.int.npz to check it against)"
@@ -259,6 +260,7 @@ def write_report(run: Path | str, out_dir: Path | str | None = None, sample: int
     if not run.exists():
         raise UserError(f"run folder {run} does not exist")
     _check_out(run, out)
+    check_writable(out, folder=True)
     notes: list[str] = []
     rd = _load_run(run, data, data_root, progress, notes)
     figures: dict[str, object] = {}
@@ -283,11 +285,11 @@ def write_report(run: Path | str, out_dir: Path | str | None = None, sample: int
         cm = confusion_matrix(y, preds, rd.bundle.n_classes)
         figures[CONFUSION] = confusion_figure(
             cm, classes, f"{source} on the {rd.bundle.name} test split ({n_test} samples){model_note}")
-        key = "int_acc" if rd.net is not None else "float_acc"
-        recorded = rd.metrics.get(key)
-        if isinstance(recorded, (int, float)) and round(recorded * n_test) != int(np.trace(cm)):
-            notes.append(f"metrics.json {key} = {recorded:.4f} but the {source} now scores "
-                         f"{np.trace(cm) / n_test:.4f} on this test split (stale metrics?)")
+        now = Accuracy(int(np.trace(cm)), n_test)
+        counts = rd.metrics.get("quantization", {}).get("accuracy", {}).get("int" if rd.net is not None else "float")
+        if isinstance(counts, dict) and (counts.get("correct"), counts.get("total")) != (now.correct, now.total):
+            notes.append(f"metrics.json records {counts.get('correct')}/{counts.get('total')} correct but the {source} "
+                         f"now scores {now} on this test split (stale metrics?)")
 
     layers = _recurrent_layers(rd)
     if not layers:

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from codegen.common.accuracy import Accuracy
+from codegen.common.atomic import check_writable
 from codegen.common.errors import UserError
 from pytrain import runfolder
 from pytrain.data.loader import DataBundle, SpikeTensors, load_data
@@ -105,11 +107,12 @@ def evaluate(model: DelRecSNN, split: SpikeTensors, device: torch.device, batch_
         rates.append(float(torch.stack([s.mean() for s in out.spikes]).mean()) * x.shape[1])
     model.train(was_training)
     pred = torch.cat(preds) if preds else torch.zeros(0, dtype=torch.int64)
-    correct = int((pred == split.y).sum())
+    accuracy = Accuracy.of(pred, split.y)
     return {
-        "acc": correct / max(len(split), 1),
-        "correct": correct,
-        "n": len(split),
+        "acc": accuracy.value,
+        "correct": accuracy.correct,
+        "n": accuracy.total,
+        "accuracy": accuracy,
         "spike_rate": sum(rates) / max(len(split), 1),
         "pred": pred,
     }
@@ -211,19 +214,20 @@ def train(opts: TrainOptions) -> dict:
 
 def _train(opts: TrainOptions, preset, device: torch.device, ctx: ddp.Context) -> dict:
     out = Path(opts.out)
-    if ctx.is_main:
-        _check_out(opts)
     try:
         tc = preset.train.replace(**{k: v for k, v in opts.overrides.items() if v is not None})
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise UserError(str(exc)) from None
+    if opts.epochs is not None and (isinstance(opts.epochs, bool) or opts.epochs < 1):
+        raise UserError("--epochs must be at least 1")
+    if opts.stop_after is not None and opts.stop_after < 1:
+        raise UserError("--stop-after must be at least 1")
+    if ctx.is_main:
+        _check_out(opts)
+        check_writable(out, folder=True)
     epochs = opts.epochs if opts.epochs is not None else tc.epochs
     if opts.resume:
         epochs = _resume_epochs(out / runfolder.RESUME_FILE, opts.epochs)
-    if epochs < 1:
-        raise UserError("--epochs must be at least 1")
-    if tc.batch_size < 1:
-        raise UserError("--batch-size must be at least 1")
     seed_everything(opts.seed)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)

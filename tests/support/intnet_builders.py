@@ -65,12 +65,28 @@ def tiny_network(
     Contents are random integers from ``numpy.random.default_rng(seed)``, so a seed fixes the network.
     Conv and taps kernels have K = 3 and C = 2 channels when ``n`` is even, else 1.
     """
+    return layered_network(variant, n_in, (n,) * n_layers, n_classes=n_classes, weight_bits=weight_bits,
+                           rec_weight_bits=rec_weight_bits, seed=seed)
+
+
+def layered_network(
+    variant: str | None,
+    n_in: int,
+    widths: tuple[int, ...],
+    *,
+    n_classes: int = 3,
+    weight_bits: int = 8,
+    rec_weight_bits: int | None = None,
+    seed: int = 0,
+) -> IntNetwork:
+    """As :func:`tiny_network`, with one layer per entry of ``widths`` (its neuron count)."""
     rng = np.random.default_rng(seed)
     rec_bits = weight_bits if rec_weight_bits is None else rec_weight_bits
-    layers = tuple(_layer(rng, variant, n_in if i == 0 else n, n, weight_bits, rec_bits) for i in range(n_layers))
+    ins = (n_in, *widths[:-1])
+    layers = tuple(_layer(rng, variant, a, b, weight_bits, rec_bits) for a, b in zip(ins, widths))
     weight_frac = int(rng.integers(4, 8))
     readout = IntReadout(
-        weight=_weights(rng, (n_classes, n), weight_bits),
+        weight=_weights(rng, (n_classes, widths[-1]), weight_bits),
         weight_frac=weight_frac,
         bias=rng.integers(-1000, 1000, size=n_classes).astype(np.int32),
         v_frac=weight_frac + int(rng.integers(0, 4)),

@@ -3,8 +3,9 @@
  *
  * Header only (static inline), so several generated models can share a firmware image. C99, integers only,
  * no allocation, nothing from libc beyond <string.h>. Each kernel documents its layout and the ranges
- * it relies on; the integer reference model (codegen/refmodel.py) is the definition they reproduce, and
- * the code generator refuses any model whose intermediates could leave these ranges (codegen/overflow.py).
+ * it relies on; the integer reference model (codegen/integer/refmodel.py) is the definition they reproduce,
+ * and the code generator refuses any model whose intermediates could leave these ranges
+ * (codegen/integer/overflow.py). The header compiles as C99 and as C++ (extern "C" is the includer's).
  *
  * Kernel selection at compile time: the default kernels are event-driven (work proportional to the number
  * of input spikes); define DELREC_REFERENCE_KERNELS to use the plain nested-loop reference kernels
@@ -22,6 +23,17 @@
 
 #include <stdint.h>
 #include <string.h>
+
+/* restrict is C99 only; C++ compilers spell it __restrict__ (gcc, clang) or __restrict (MSVC) */
+#if defined(__cplusplus)
+#if defined(_MSC_VER)
+#define DELREC_RESTRICT __restrict
+#else
+#define DELREC_RESTRICT __restrict__
+#endif
+#else
+#define DELREC_RESTRICT restrict
+#endif
 
 /* The rounded shifts below need the arithmetic (flooring) right shift of negative values, which C99 leaves
  * to the implementation; gcc, clang and armcc all provide it. Refuse to compile where it is missing. */
@@ -53,8 +65,8 @@ static inline int32_t delrec_sat32(int64_t a)
     return a < INT32_MIN ? INT32_MIN : (a > INT32_MAX ? INT32_MAX : (int32_t)a);
 }
 
-/* Saturating a + b for |b| < 2^31: the class score of an endless stream sticks at the int64 limits
- * (after at least 2^32 steps at full scale) instead of wrapping. */
+/* Saturating a + b for |b| < 2^31 (the spec's sat64 of the score): the class score of an endless stream
+ * sticks at the int64 limits (after at least 2^32 steps at full scale) instead of wrapping. */
 static inline int64_t delrec_add_sat64(int64_t a, int32_t b)
 {
     if (b > 0 && a > INT64_MAX - b) return INT64_MAX;

@@ -1,4 +1,4 @@
-"""The generated C equals the integer reference model (``codegen/refmodel.py``) bit for bit.
+"""The generated C equals the integer reference model (``codegen/integer/refmodel.py``) bit for bit.
 
 Zero tolerance throughout: every membrane, every spike, every ring head, the readout state ``u`` and the
 class scores are compared as exact integers after every step. The sections:
@@ -25,8 +25,8 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, note, settings
 from hypothesis import strategies as st
-from support.intnet_builders import tiny_network
-from support.intnet_strategies import describe, networks_with_inputs
+from intnet_builders import tiny_network
+from intnet_strategies import describe, networks_with_inputs
 from numpy.testing import assert_array_equal
 
 from codegen.integer import refmodel as rm
@@ -45,7 +45,7 @@ from codegen.integer.network import IntLayer, IntNetwork, IntReadout, IntRecurre
 from codegen.integer.modelfile import load_network, network_digest, save_network, validate_network
 from codegen.generator.plan import MAX_PREFIX, make_plan
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 # The loaded hypothesis profile sets the budget: "ci" 40 examples, "slow" (--slow) 400.
 EXAMPLES = settings().max_examples
@@ -266,26 +266,43 @@ def canary_build():
     return build(*generate(net, "canary"), BuildOptions(sanitize=True))
 
 
+@pytest.fixture(scope="module")
+def unchecked_build():
+    """A sanitizer build of a model the overflow analysis refuses (int8 weights of 127 shifted left by 20 bits:
+    255 * 4 * 127 * 2^20 leaves int32), planned with that analysis switched off."""
+    import codegen.generator.plan as plan_module
+
+    net = tiny_network(None, n_in=4, n=3, seed=3)
+    layer = dataclasses.replace(net.layers[0], weight=np.full((3, 4), 127, np.int8), weight_frac=0, v_frac=20,
+                                bias=np.zeros(3, np.int32), threshold=1 << 14)
+    net = dataclasses.replace(net, layers=(layer,))
+    with pytest.raises(ValueError, match="overflows int32"):
+        generate(net, "unchecked")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plan_module, "overflow_check", lambda *args, **kwargs: None)
+        return build(*generate(net, "unchecked"), BuildOptions(sanitize=True))
+
+
 @pytest.mark.parametrize(
-    "call, findings",
+    "which, call, findings",
     [
         # n_inputs 4 with a 3-byte buffer: the input kernel reads one byte past the heap block
-        ("lib.canary_step(state, ffi.new('uint8_t[]', 3), 4, ffi.NULL, 0)",
+        ("canary", "lib.canary_step(state, ffi.new('uint8_t[]', 3), 4, ffi.NULL, 0)",
          ("AddressSanitizer: heap-buffer-overflow", "canary_step")),
-        # a corrupted state (membrane far outside 24 bits): the leak product v * 200 overflows int32
-        ("state.v0[0] = 2**31 - 1\nlib.canary_step(state, ffi.new('uint8_t[]', 4), 4, ffi.NULL, 0)",
+        # a model that the overflow analysis refuses: the shifted feed-forward accumulator overflows int32
+        ("unchecked", "lib.unchecked_step(state, ffi.new('uint8_t[]', [255] * 4), 4, ffi.NULL, 0)",
          ("runtime error: signed integer overflow", "delrec_runtime.h")),
     ],
 )  # fmt: skip
-def test_sanitizers_instrument_the_model_code_itself(canary_build, call, findings):
+def test_sanitizers_instrument_the_model_code_itself(canary_build, unchecked_build, which, call, findings):
     """Negative control on a model build: misuse that makes the generated code itself misbehave (an input
-    buffer shorter than ``n_inputs``; a membrane outside the range the overflow analysis assumes) is
-    reported by ASan / UBSan from the model's own functions, so the model object (not only cffi's wrapper)
-    is compiled with the sanitizers and without -fwrapv."""
-    harmless = (
-        "state = ffi.new('canary_state *')\nassert lib.canary_step(state, ffi.new('uint8_t[]', 4), 4, ffi.NULL, 0) == 0"
-    )
-    assert_aborted_with(run_probe(canary_build.module, canary_build.path, harmless, call), *findings)
+    buffer shorter than ``n_inputs``; a model whose intermediates the overflow analysis would have refused)
+    is reported by ASan / UBSan from the model's own functions, so the model object (not only cffi's
+    wrapper) is compiled with the sanitizers and without -fwrapv."""
+    b = canary_build if which == "canary" else unchecked_build
+    harmless = (f"state = ffi.new('{which}_state *')\n"
+                f"assert lib.{which}_step(state, ffi.new('uint8_t[]', 4), 4, ffi.NULL, 0) == 0")
+    assert_aborted_with(run_probe(b.module, b.path, harmless, call), *findings)
 
 
 # ------------------------------------------------------------------------- 3. a million steps, no reset
@@ -384,10 +401,12 @@ def reference_state_at(net: IntNetwork, got: Trace, starts: np.ndarray) -> rm.St
     return state
 
 
+@pytest.mark.parametrize("steps", [STREAM_STEPS, pytest.param(10 * STREAM_STEPS, marks=pytest.mark.slow, id="1e7")])
 @pytest.mark.parametrize("case", ["conv7-dense5", "taps5-conv4"])
-def test_million_step_stream_equals_one_continuous_reference_run(case):
-    """The C runs 10^6 steps in one call, without a reset (every ring wraps ~200,000 times); the whole
-    trace equals one continuous run of the reference model, after every step.
+def test_million_step_stream_equals_one_continuous_reference_run(case, steps):
+    """The C runs 10^6 steps in one call (10^7 in ``make test-slow``), without a reset (every ring wraps
+    ~200,000 times per 10^6 steps); the whole trace equals one continuous run of the reference model, after
+    every step.
 
     The Python reference cannot run 10^6 sequential steps in CI, so the proof is by induction over
     segments of S = 1000 steps. The reference State at step t is a function of the reference *trace* up to
@@ -408,15 +427,15 @@ def test_million_step_stream_equals_one_continuous_reference_run(case):
     assert len({rm.ring_length(layer.recurrence) for layer in net.layers}) == 2  # the rings differ in length
     plan, files = generate(net, "stream")
     hm = build_host_model(plan, files)
-    x = burst_stream(np.random.default_rng(2024), STREAM_STEPS, net.n_inputs)
+    x = burst_stream(np.random.default_rng(2024), steps, net.n_inputs)
     got = hm.trace(hm.new_state(), x)  # one continuous stream
 
-    assert_array_equal(got.head, expected_heads(net, STREAM_STEPS), err_msg="ring heads")
+    assert_array_equal(got.head, expected_heads(net, steps), err_msg="ring heads")
     for i in range(len(net.layers)):
         rate = got.spikes[i].mean()
         assert 0.01 < rate < 0.6, f"layer {i} spike rate {rate}: the stream does not exercise the model"
 
-    starts = np.arange(0, STREAM_STEPS, SEGMENT)
+    starts = np.arange(0, steps, SEGMENT)
     state = reference_state_at(net, got, starts)
     recurrent_drive = np.zeros(len(net.layers), np.int64)
     for s in range(SEGMENT):
@@ -431,7 +450,7 @@ def test_million_step_stream_equals_one_continuous_reference_run(case):
         assert_array_equal(got.score[t], tr.score, err_msg=f"score, {where}")
     # the delayed recurrence really drives the neurons (not a feed-forward stream in disguise)
     for i, layer in enumerate(net.layers):
-        assert recurrent_drive[i] > 0.01 * STREAM_STEPS * layer.n, f"layer {i}: recurrence almost never active"
+        assert recurrent_drive[i] > 0.01 * steps * layer.n, f"layer {i}: recurrence almost never active"
 
 
 # ------------------------------------------------------------------------------------- 4. the C API
@@ -672,6 +691,8 @@ def test_c_program_links_two_models_with_their_class_names(tmp_path):
 
 
 def _banner(text: str) -> str:
+    if text.startswith("#\n"):  # CMakeLists.txt: the same banner as # comments
+        return text[: text.index("\n#\n") + 2]
     assert text.startswith("/*\n"), text[:80]
     return text[: text.index("*/") + 2]
 
@@ -682,7 +703,7 @@ def test_generated_files_are_deterministic_and_carry_the_model_banner(tmp_path):
     changes every file, the runtime files only in their banner."""
     net = tiny_network("taps", n_in=4, n=6, n_layers=2, seed=12)
     _, files = generate(net, "det")
-    assert sorted(files) == sorted(["det.h", "det.c", "det_weights.h", *RUNTIME_FILES])
+    assert sorted(files) == sorted(["det.h", "det.c", "det_weights.h", "CMakeLists.txt", *RUNTIME_FILES])
     assert generate(net, "det")[1] == files
     save_network(net, tmp_path / "m.int.npz")
     assert generate(load_network(tmp_path / "m.int.npz"), "det")[1] == files
@@ -709,7 +730,7 @@ def test_generated_files_are_deterministic_and_carry_the_model_banner(tmp_path):
 @pytest.mark.parametrize(
     "prefix",
     ["int", "static", "bool", "delrec_x", "delrec", "DELREC_model", "1model", "_model", "", "my-model", "model_",
-     "a" * (MAX_PREFIX + 1), "caf\u00e9"],
+     "a" * (MAX_PREFIX + 1), "caf\u00e9", "stdint", "stddef", "string", "String", "app_config"],
 )  # fmt: skip
 def test_unusable_prefixes_are_refused(prefix):
     """C keywords, the runtime's ``delrec_`` namespace, a leading digit or underscore, other characters and

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from codegen.integer.network import VARIANTS
 from codegen.integer.modelfile import load_network, network_bytes, network_digest, save_network, validate_network
 from codegen.common.errors import UserError
-from support.intnet_builders import tiny_network
+from intnet_builders import tiny_network
 
 ALL_VARIANTS = (*VARIANTS, None)  # None: a feed-forward layer without recurrence
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from support.intnet_builders import tiny_network
+from intnet_builders import tiny_network
 
 from codegen.integer import overflow as ov
 from codegen.integer import refmodel as rm

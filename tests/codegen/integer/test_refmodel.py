@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from support.intnet_builders import tiny_network
+from intnet_builders import tiny_network
 
 from codegen.integer import fixedpoint as fx
 from codegen.integer import refmodel as rm
@@ -343,12 +343,17 @@ def test_current_overflow_raises():
         rm.run(net, np.array([[10]]))
 
 
-def test_score_overflow_raises():
-    net = one_neuron("zero", bias=10)
+@pytest.mark.parametrize("start, bias, limit", [(2**63 - 25, 10, 2**63 - 1), (-(2**63) + 25, -10, -(2**63))])
+def test_score_saturates_at_the_int64_limits(start, bias, limit):
+    """The spec's score is sat64(score + u): from 25 below a limit, u = 10 per step takes it to 2^63 - 15, then
+    2^63 - 5, then it sticks at the limit (and stays there), where int64 arithmetic would wrap."""
+    layer = lif([[1]], threshold=4, leak_mul=0, leak_shift=15, reset="zero")
+    net = IntNetwork(n_inputs=1, layers=(layer,), readout=readout(1, bias=[bias]), bin_ms=1.0)
     state = rm.initial_state(net)
-    state.score[:] = 2**63 - 1
-    with pytest.raises(OverflowError, match="score"):
-        rm.step(net, state, np.array([[5]]))
+    state.score[:] = start
+    seen = [int(rm.step(net, state, np.array([[0]])).score[0, 0]) for _ in range(4)]
+    step = 10 if bias > 0 else -10
+    assert seen == [start + step, start + 2 * step, limit, limit]
 
 
 @pytest.mark.parametrize("bad", [np.array([[256]]), np.array([[-1]]), np.array([[1.0]]), np.array([[1, 2]])])

@@ -12,7 +12,7 @@ from codegen.integer import refmodel
 from codegen.verify import firmware_app as tgt
 from codegen.generator.emit import generate, write_folder
 from codegen.verify.hostbuild import STRICT_FLAGS, compiler
-from support.intnet_builders import tiny_network
+from intnet_builders import tiny_network
 
 HOST_MAIN = r"""
 #include <stdio.h>
@@ -79,10 +79,10 @@ def test_synaptic_events_count_active_inputs_times_fan_out():
 
 
 def _output(results, k=2, ratio="40/1", sha="ab" * 32):
-    lines = ["semihosting noise", f"delrec-parity 1 samples={len(results)} steps=5 classes={k} "
+    lines = ["semihosting noise", f"delrec-parity 2 samples={len(results)} steps=5 classes={k} "
              f"insns_per_tick={ratio} model={sha}"]
     for i, (cls, h) in enumerate(results):
-        lines += [f"sample {i} class {cls} hash {h:016x} step_ticks_sum 100 step_ticks_max 30",
+        lines += [f"sample {i} class {cls} hash {h:016x} step_ticks_sum 100 step_ticks_max 30 step_stack_max 412",
                   f"readout {i} " + " ".join(["-3"] * k), f"scores {i} " + " ".join(["-9000000000"] * k),
                   f"classify {i} class {cls} ticks 110"]
     return "\n".join(lines + ["done"])

@@ -19,7 +19,7 @@ from hypothesis import assume, given, note, settings
 
 from codegen.integer import refmodel as rm
 from codegen.generator.emit import generate
-from support.intnet_strategies import describe, networks_with_inputs
+from intnet_strategies import describe, networks_with_inputs
 from codegen.verify import firmware_run as fw
 from pytrain.cli import main
 
@@ -118,7 +118,72 @@ def test_expected_values_come_from_the_reference(quantized_edge):
 
     _, run = quantized_edge
     path, net, _, _ = load_deployment(run)
-    x, _ = load_test_samples(path.parent, net, None, None, 3)
+    x = load_test_samples(path.parent, net, None, None, 3).x
     exp = tgt.expected(net, x)
     assert np.array_equal(exp.predicted, rm.run(net, x).predictions)
     assert (exp.events > 0).all()
+
+
+def _calibrate(target: str, tmp_path: Path) -> str:
+    fwdir = Path(fw.__file__).resolve().parents[2] / "firmware"
+    proc = subprocess.run(["make", "-s", "-C", str(fwdir), f"TARGET={target}", "APP=calib",
+                           f"BUILD_DIR={tmp_path / target}", "run"], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return proc.stdout
+
+
+@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m55"])
+def test_the_calibration_app_confirms_the_configured_ratio(target, tmp_path):
+    """The instructions-per-tick constant behind every instruction count is measured on the board: a loop of
+    known length, timed with port_ticks(), gives the ratio of the target's .mk file to within one tick."""
+    out = _calibrate(target, tmp_path)
+    info = fw.target_info(target)
+    assert f"calib configured insns_per_tick={info['insns_per_tick']}" in out
+    assert "calib ratio ok" in out and out.rstrip().endswith("done")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["cortex-m3", "cortex-m7", "cortex-m33"])
+def test_the_calibration_app_on_the_other_boards(target, tmp_path):
+    out = _calibrate(target, tmp_path)
+    assert "calib ratio ok" in out
+
+
+def test_reference_kernels_run_on_a_target(quantized_edge, tmp_path):
+    """The plain nested-loop kernels (-DDELREC_REFERENCE_KERNELS) are bit-exact on the emulated core too, and
+    cost more instructions than the event-driven default (the flag really switched the kernels)."""
+    from pytrain.deploy.cfolder import load_deployment
+    from pytrain.deploy.parity import load_test_samples
+
+    _, run = quantized_edge
+    path, net, plan, files = load_deployment(run)
+    x = load_test_samples(path.parent, net, None, None, 2).x
+    ref = fw.target_parity(net, plan, files, x, "cortex-m4", tmp_path / "ref", reference_kernels=True)
+    event = fw.target_parity(net, plan, files, x, "cortex-m4", tmp_path / "event")
+    assert ref.bit_exact == 2 and event.bit_exact == 2, (ref.first_mismatch, event.first_mismatch)
+    assert ref.insns_per_inference > 2 * event.insns_per_inference
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["cortex-m3", "cortex-m7", "cortex-m33"])
+@settings(max_examples=EXAMPLES)
+@given(case=networks_with_inputs())
+def test_random_models_are_bit_exact_on_every_other_target(target, case):
+    """The hypothesis models of every variant on the cores the CI run leaves to ``make test-slow``."""
+    test_random_models_are_bit_exact_on_target.hypothesis.inner_test(target, case)
+
+
+def test_the_stack_of_a_step_is_measured_on_target_and_agrees_with_the_static_analysis(quantized_edge, tmp_path):
+    """Painting on the core (-Os, as the static analysis compiles) measures at least the step's scratch arrays
+    and at most gcc's static worst case plus one interrupt frame (SysTick may fire during a step: up to 26
+    words with the FPU context)."""
+    from codegen.generator.memory import memory_report
+    from pytrain.deploy.cfolder import load_deployment
+    from pytrain.deploy.parity import load_test_samples
+
+    _, run = quantized_edge
+    path, net, plan, files = load_deployment(run)
+    x = load_test_samples(path.parent, net, None, None, 2).x
+    r = fw.target_parity(net, plan, files, x, "cortex-m4", tmp_path, optimize="-Os")
+    static = memory_report(plan, files)["flash"]["code"]["stack_step"]
+    assert plan.scratch_bytes <= r.stack_step_max <= static + 26 * 4, (plan.scratch_bytes, r.stack_step_max, static)

@@ -7,7 +7,7 @@ import json
 
 from pytrain.bench.suite import from_json, markdown
 from pytrain.cli import main
-from support.toy_data import make_toy_dataset
+from toy_data import make_toy_dataset
 
 
 def test_bench_suite_on_the_tiny_preset(tmp_path, capsys):

@@ -18,7 +18,7 @@ from pytrain.data import framecache
 from pytrain.data import loader as D
 from pytrain.data import spikefile
 from codegen.common.errors import UserError
-from support.tonic_fixture import SHD_CLASSES, make_shd_root, make_ssc_root, touch_marker, write_hsd_h5
+from tonic_fixture import SHD_CLASSES, make_shd_root, make_ssc_root, touch_marker, write_hsd_h5
 
 
 def _no_network(*args, **kwargs):

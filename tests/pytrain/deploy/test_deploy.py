@@ -12,7 +12,7 @@ from codegen.generator.emit import generate
 from codegen.verify.hostbuild import build_host_model
 from codegen.generator.memory import format_report, memory_report
 from codegen.integer.modelfile import load_network, save_network
-from support.intnet_builders import tiny_network
+from intnet_builders import tiny_network
 from pytrain.cli import main
 
 
@@ -28,16 +28,20 @@ def test_codegen_then_parity_on_the_trained_edge_model(quantized_edge, capsys):
     assert "memory (bytes)" in out and "layer 1" in out and "readout" in out
     folder = run / "c"
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        ["model.h", "model.c", "model_weights.h", "delrec_runtime.h", "delrec_kernels.inc", "memory.json"])
+        ["model.h", "model.c", "model_weights.h", "delrec_runtime.h", "delrec_kernels.inc", "CMakeLists.txt",
+         "memory.json"])
     assert main(["parity", str(run), "--no-progress"]) == 0
     out = capsys.readouterr().out
     metrics = json.loads((run / "metrics.json").read_text())
     hp = metrics["host_parity"]
-    assert hp["n"] == 48 and hp["bit_exact"] == 48 and hp["first_mismatch"] is None
+    assert hp["n"] == hp["of"] == 48 and hp["bit_exact"] == 48 and hp["first_mismatch"] is None
     assert "bit-exact on 48/48 samples" in out
-    # the C classifies exactly as the integer reference did in the quantize step
-    # (int_acc was stored as a float32 mean by quantize: compare sample counts)
-    assert round(metrics["c_acc"] * 48) == round(metrics["int_acc"] * 48) == round(hp["int_acc"] * 48)
+    # the C classifies exactly as the integer reference did in the quantize step: the same counts, and the
+    # accuracies are the same numbers, computed one way (correct / total)
+    counts = metrics["quantization"]["accuracy"]["int"]
+    assert hp["c"] == hp["int"] == counts
+    assert metrics["c_acc"] == metrics["int_acc"] == counts["correct"] / counts["total"]
+    assert f"host C accuracy {counts['correct'] / 48:.4f} ({counts['correct']}/48)" in out
 
 
 def test_codegen_is_byte_identical_across_runs(quantized_edge, tmp_path):

@@ -13,7 +13,7 @@ from codegen.integer import refmodel
 from codegen.integer.modelfile import load_network
 from pytrain.cli import main
 from pytrain.training.loop import TrainOptions, train
-from support.toy_data import make_toy_dataset
+from toy_data import make_toy_dataset
 
 
 @pytest.fixture(scope="module")

@@ -109,7 +109,7 @@ def test_confusion_matrix_counts_every_test_sample(deployed, run_data):
     n = len(bundle.test)
     assert cm.shape == (bundle.n_classes, bundle.n_classes)
     assert int(cm.sum()) == n
-    assert int(np.trace(cm)) == round(metrics["int_acc"] * n)
+    assert int(np.trace(cm)) == metrics["quantization"]["accuracy"]["int"]["correct"]
     # rows are the true classes: each row holds that class's test samples
     assert cm.sum(axis=1).tolist() == np.bincount(bundle.test.y.numpy(), minlength=bundle.n_classes).tolist()
     assert [t.get_text() for t in ax.get_yticklabels()] == list(bundle.classes)

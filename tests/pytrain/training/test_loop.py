@@ -14,7 +14,7 @@ import torch
 from pytrain.cli import main
 from pytrain.training.loop import TrainOptions, train
 
-from support.toy_data import make_toy_dataset
+from toy_data import make_toy_dataset
 
 
 @pytest.fixture(scope="module")
