@@ -18,17 +18,30 @@ class StepTiming:
     variant: str
     impl: str
     sigma: float
-    seconds: float  # median seconds per training step
+    times: list[float]  # seconds of each timed training step, in order
+
+    @property
+    def min(self) -> float:
+        return min(self.times)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+    @property
+    def max(self) -> float:
+        return max(self.times)
 
     @property
     def steps_per_s(self) -> float:
-        return 1.0 / self.seconds
+        return 1.0 / self.median
 
 
 def time_training_step(
     preset: str, variant: str, impl: str, sigma: float, batch: int, steps: int, repeats: int, density: float = 0.05, seed: int = 0
 ) -> StepTiming:
-    """Median wall time of forward + backward + AdamW step on random spike-count input."""
+    """Wall times of ``repeats`` steps of forward + backward + AdamW on random spike-count input (after one
+    untimed warm-up step)."""
     torch.manual_seed(seed)
     cfg = get_preset(preset).model.replace(recurrent=variant)
     model = DelRecSNN(cfg)
@@ -49,7 +62,7 @@ def time_training_step(
         opt.step()
         if i:  # the first step warms up allocators and caches
             times.append(time.perf_counter() - t0)
-    return StepTiming(variant, impl, sigma, statistics.median(times))
+    return StepTiming(variant, impl, sigma, times)
 
 
 def run_training_benchmark(
