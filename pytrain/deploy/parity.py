@@ -29,14 +29,14 @@ def run_data_spec(run: Path) -> str | None:
 
 
 @dataclass
-class TestSamples:
+class SplitSamples:
     x: np.ndarray  # (S, T, C) counts of the first S test samples
     y: np.ndarray  # (S,) labels
     total: int  # samples in the whole test split (S < total when limited)
 
 
 def load_test_samples(run_dir: Path, net, data: str | None, data_root: str | None, limit: int | None,
-                      progress: bool = False) -> TestSamples:
+                      progress: bool = False) -> SplitSamples:
     """The first ``limit`` test samples (all without a limit) of the dataset ``run_dir`` was trained on."""
     from pytrain.data.loader import load_data
 
@@ -50,7 +50,7 @@ def load_test_samples(run_dir: Path, net, data: str | None, data_root: str | Non
         raise UserError(f"dataset {bundle.name} has {bundle.n_inputs} inputs and {bundle.n_classes} classes, "
                         f"the model expects {net.n_inputs} and {net.n_classes}")
     x, y = bundle.test.x.numpy(), bundle.test.y.numpy()
-    return TestSamples(x[:limit], y[:limit], len(y))
+    return SplitSamples(x[:limit], y[:limit], len(y))
 
 
 def run_host_parity(run: Path, data: str | None = None, data_root: str | None = None, prefix: str = "model",
