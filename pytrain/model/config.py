@@ -10,7 +10,10 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from codegen.integer.network import RESETS, VARIANTS  # one home: the integer contract
 
 READOUTS = ("leaky", "linear")
-LOSSES = ("sum_softmax", "mean_logits")
+# mean_logits: CE of the readout averaged over all steps; active_mean: CE of the readout summed over all steps
+# and divided by the sample's active steps (see network.active_steps), so a word padded with long silence
+# is not scored with smaller logits. Both predict the argmax of the time-summed readout (the integer rule).
+LOSSES = ("sum_softmax", "mean_logits", "active_mean")
 SURROGATES = ("atan", "triangle")
 
 
@@ -88,9 +91,11 @@ class ModelConfig:
 class TrainConfig:
     """Optimisation recipe (model.md section 5), scaled per preset."""
 
-    epochs: int = 20
+    epochs: int = 20  # used when ``steps`` is None
+    # optimizer steps of a run: the epoch count follows the dataset, ceil(steps / batches per epoch)
+    steps: int | None = None
     batch_size: int = 64
-    lr: float = 5e-3  # weights: AdamW + OneCycle per epoch
+    lr: float = 5e-3  # weights: AdamW + OneCycle over the optimizer steps
     weight_decay: float = 1e-5  # not applied to BatchNorm parameters or delays
     lr_delay: float = 5e-2  # delays: own Adam group, cosine annealing, no weight decay
     sigma_init: float = 10.0
@@ -103,7 +108,20 @@ class TrainConfig:
     # augmentation: shift every training sample by a random whole number of input channels in
     # [-n, n] (zero fill), which imitates other voices' formants and pitch on a tonotopic input
     channel_shift: int = 0
+    # on-the-fly augmentation that changes the speaker (see pytrain.training.augment); 0 = off
+    aug_speed: float = 0.0
+    aug_warp: float = 0.0
+    aug_shift: int = 0
+    aug_thin: float = 0.0
+    aug_noise: float = 0.0
+    aug_mask: int = 0
     extra: dict = field(default_factory=dict)
+
+    def augment_spec(self):
+        from pytrain.data.augment import AugmentSpec
+
+        return AugmentSpec(speed=self.aug_speed, warp=self.aug_warp, channel_shift=self.channel_shift,
+                           shift=self.aug_shift, thin=self.aug_thin, noise=self.aug_noise, mask=self.aug_mask)
 
     def to_dict(self) -> dict:
         return asdict(self)
