@@ -65,7 +65,6 @@ BABBLE_WORDS = (
 )  # fmt: skip
 NOISE_KINDS = ("white", "pink", "babble")
 PINK_DECAY_DB = -3.01  # dB per octave (audiomentations' convention)
-BABBLE_TRACKS = 32  # babble recordings made once per corpus; each clip takes one at a random offset
 BABBLE_TALKERS = (3, 6)
 
 
@@ -90,6 +89,7 @@ class HardOptions:
     lowpass_hz: tuple[float, float] = (2800.0, 3800.0)
     eq_db: float = 6.0  # 7-band EQ gains in +-eq_db
     peak_dbfs: tuple[float, float] = (-40.0, 6.0)  # level before the converter; above 0 it clips
+    babble_tracks: int = 32  # babble recordings made once per corpus; each clip takes one at a random offset
 
     def validate(self) -> None:
         if not 2 <= self.speakers <= len(SPEAKER_VARIANTS):
@@ -102,6 +102,8 @@ class HardOptions:
             raise UserError(f"--sample-rate must be 8000 or 16000, got {self.sample_rate}")
         if not 0.5 <= self.duration_s <= 2.0:
             raise UserError("--duration must be between 0.5 and 2 s")
+        if self.babble_tracks < 1:
+            raise UserError("babble_tracks must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -183,9 +185,9 @@ def mix_at_snr(signal_rms: float, noise: np.ndarray, snr_db: float) -> np.ndarra
 
 
 def babble_bank(espeak: Sequence[str], options: HardOptions, n_samples: int) -> np.ndarray:
-    """BABBLE_TRACKS recordings of several talkers saying BABBLE_WORDS at once, each normalised to RMS 1."""
-    bank = np.zeros((BABBLE_TRACKS, n_samples))
-    for k in range(BABBLE_TRACKS):
+    """``babble_tracks`` recordings of several talkers saying BABBLE_WORDS at once, each normalised to RMS 1."""
+    bank = np.zeros((options.babble_tracks, n_samples))
+    for k in range(options.babble_tracks):
         rng = np.random.default_rng(np.random.SeedSequence([options.seed, 3, k]))
         for _ in range(int(rng.integers(BABBLE_TALKERS[0], BABBLE_TALKERS[1] + 1))):
             variant = BABBLE_VARIANTS[int(rng.integers(len(BABBLE_VARIANTS)))]
@@ -230,7 +232,7 @@ def render_clip(espeak: Sequence[str], clip: Clip, speakers: Sequence[Speaker], 
     onset_fraction = float(rng.uniform())
     noise_kind = NOISE_KINDS[int(rng.integers(len(NOISE_KINDS)))]
     snr_db = float(rng.uniform(*options.snr_db))
-    babble_track, babble_shift = int(rng.integers(BABBLE_TRACKS)), int(rng.integers(babble.shape[1]))
+    babble_track, babble_shift = int(rng.integers(babble.shape[0])), int(rng.integers(babble.shape[1]))
     peak_dbfs = float(rng.uniform(*options.peak_dbfs))
 
     speech = speak(espeak, ENGLISH_WORDS[clip.label], f"{spk.accent}+{spk.name}", speed, pitch, amplitude)
@@ -313,9 +315,9 @@ def build_hard_corpus(out: Path, options: HardOptions = HardOptions(), *, jobs: 
     speakers = make_speakers(options)
     grid = clip_grid(options)
     with staged_directory(Path(out), force=force) as staging:
-        with tqdm(total=len(grid) + BABBLE_TRACKS, unit="clip", desc="hard corpus", disable=None) as bar:
+        with tqdm(total=len(grid) + options.babble_tracks, unit="clip", desc="hard corpus", disable=None) as bar:
             babble = babble_bank(espeak_cmd, options, int(math.floor(options.duration_s * WORK_RATE + 0.5)))
-            bar.update(BABBLE_TRACKS)
+            bar.update(options.babble_tracks)
             tasks = [(espeak_cmd, chunk, speakers, options, babble, staging) for chunk in _chunks(grid, 16)]
             records: list[dict] = []
             if jobs == 1:
