@@ -18,7 +18,7 @@ def register(sub) -> None:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--preset", default="edge", help="preset name (shd, ssc, edge, tiny)")
+    p.add_argument("--preset", default="edge", help="preset name (shd, ssc, edge, edge-m, edge-l, tiny)")
     p.add_argument("--data", required=True, help="'shd', 'ssc' or a dataset folder built by 'delrec-edge data'")
     p.add_argument("--data-root", default=None, help="folder holding SHD/ and SSC/ (default $DELREC_EDGE_DATA or ~/.cache/delrec-edge/datasets)")
     p.add_argument("--out", required=True, type=Path, help="run folder to write")
