@@ -110,3 +110,14 @@ def test_options_are_validated():
         hardset.HardOptions(speakers=1000).validate()
     folds = hardset.make_folds(hardset.HardOptions(speakers=10, folds=3))
     assert sorted(len(f) for f in folds) == [3, 3, 4]
+
+
+def test_cli_refuses_bad_options_before_writing(tmp_path, capsys):
+    out = tmp_path / "corpus"
+    assert main(["data", "hard", "--out", str(out), "--speakers", "4", "--folds", "3"]) == 2
+    assert "--folds must be between 2 and half the speakers" in capsys.readouterr().err
+    assert main(["data", "hard", "--out", str(out), "--jobs", "0"]) == 2
+    assert not out.exists()
+    (out / "x").mkdir(parents=True)
+    assert main(["data", "hard", "--out", str(out), "--speakers", "4", "--folds", "2", "--per-speaker", "1"]) == 2
+    assert "already exists" in capsys.readouterr().err
