@@ -9,8 +9,10 @@ STAMP  := $(VENV)/.installed
 DATA   ?= data/synth
 RUN    ?= runs/edge
 EPOCHS ?=
+HARD   ?= data/hard
+SEEDS  ?= 0,1,2
 
-.PHONY: demo test test-slow system-deps install bench clean
+.PHONY: demo test test-slow system-deps install bench bench-accuracy clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +48,16 @@ bench: install
 	$(BIN)/delrec-edge bench-frontend
 	@if [ -f $(RUN)/model.int.npz ]; then $(BIN)/delrec-edge bench-infer $(RUN); \
 	  else echo "bench-infer skipped: no $(RUN)/model.int.npz (run 'make demo' first)"; fi
+
+# The accuracy table of the README: the hard benchmark (all folds) and the offline dataset, SNN float and int8
+# beside the baselines, over SEEDS. Long (hours on 2 cores); finished runs are reused when it is run again.
+bench-accuracy: install system-deps
+	@if [ -f $(HARD)/corpus.json ]; then echo "using existing corpus $(HARD)"; \
+	  else $(BIN)/delrec-edge data hard --out $(HARD); fi
+	@if [ -f $(DATA)/dataset.json ]; then echo "using existing dataset $(DATA)"; \
+	  else $(BIN)/delrec-edge data synth --out $(DATA); fi
+	$(BIN)/delrec-edge bench-accuracy --corpus $(HARD) --work runs/accuracy-hard --seeds $(SEEDS) --markdown runs/accuracy-hard/table.md
+	$(BIN)/delrec-edge bench-accuracy --data $(DATA) --work runs/accuracy-easy --seeds $(SEEDS) --markdown runs/accuracy-easy/table.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info

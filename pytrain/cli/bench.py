@@ -78,6 +78,30 @@ def register(sub) -> None:
     b.add_argument("--no-progress", action="store_true")
     b.set_defaults(func=run_suite)
 
+    a = sub.add_parser(
+        "bench-accuracy", help="accuracy table: SNN float and int8 beside the baselines, over folds and seeds",
+        description=(
+            "Train and quantize the SNN with each preset's defaults on every fold and seed, run the baselines (a float "
+            "log-mel MLP on the audio and logistic regression on the spike counts) on the same splits, and print one "
+            "table of mean and spread. --corpus takes an audio corpus from 'data hard' (its leave-speakers-out folds "
+            "are encoded once into WORK/data); --data takes one spike dataset (no log-mel baseline). Finished runs in "
+            "WORK are reused, so the command can be interrupted and run again."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    src = a.add_mutually_exclusive_group(required=True)
+    src.add_argument("--corpus", type=Path, default=None, help="audio corpus folder (data hard)")
+    src.add_argument("--data", type=Path, default=None, help="spike dataset folder (data synth / data wav)")
+    a.add_argument("--work", type=Path, required=True, help="folder for the encoded folds, runs and accuracy.json")
+    a.add_argument("--folds", default=None, help="comma list of folds (default: all of the corpus)")
+    a.add_argument("--seeds", default="0,1,2", help="comma list of seeds")
+    a.add_argument("--presets", default="edge", help="comma list of presets")
+    a.add_argument("--steps", type=int, default=None, help="optimizer steps per SNN run (default: the preset's)")
+    a.add_argument("--no-baselines", action="store_true", help="SNN rows only")
+    a.add_argument("--markdown", type=Path, default=None, help="also write the table to this file")
+    a.add_argument("--no-progress", action="store_true", help="no progress bars")
+    a.set_defaults(func=run_accuracy)
+
 
 def run(args) -> int:
     import torch
@@ -167,4 +191,30 @@ def run_suite(args) -> int:
                                   "variants": [r.as_dict() for r in rows]})
     if args.markdown is not None:
         write_bytes_atomic(args.markdown, (text + "\n").encode())
+    return 0
+
+
+def _ints(text: str, option: str) -> list[int]:
+    from codegen.common.errors import UserError
+
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"{option} must be a comma list of integers, got {text!r}") from None
+
+
+def run_accuracy(args) -> int:
+    from codegen.common.atomic import write_bytes_atomic
+    from pytrain.bench.accuracy import AccuracyOptions, format_table, run_accuracy as bench
+
+    opts = AccuracyOptions(
+        work=args.work, corpus=args.corpus, data=args.data,
+        folds=None if args.folds is None else _ints(args.folds, "--folds"), seeds=_ints(args.seeds, "--seeds"),
+        presets=[p.strip() for p in args.presets.split(",") if p.strip()], steps=args.steps,
+        baselines=not args.no_baselines, progress=not args.no_progress,
+    )
+    table = format_table(bench(opts)["table"])
+    print(table)
+    if args.markdown is not None:
+        write_bytes_atomic(args.markdown, (table + "\n").encode("utf-8"))
     return 0

@@ -14,7 +14,7 @@ def register(sub) -> None:
         description="Show a preset's architecture and parameter counts (recurrent = recurrent weights + delays).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--preset", default="edge", help="preset name (shd, ssc, edge, tiny)")
+    p.add_argument("--preset", default="edge", help="preset name (shd, ssc, edge, edge-m, edge-l, tiny)")
     p.add_argument("--recurrent", choices=VARIANTS, default=None, help="recurrent variant (default: the preset's)")
     p.add_argument("--json", action="store_true", help="print a JSON object")
     p.set_defaults(func=run)

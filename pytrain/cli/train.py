@@ -18,11 +18,14 @@ def register(sub) -> None:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--preset", default="edge", help="preset name (shd, ssc, edge, tiny)")
+    p.add_argument("--preset", default="edge", help="preset name (shd, ssc, edge, edge-m, edge-l, tiny)")
     p.add_argument("--data", required=True, help="'shd', 'ssc' or a dataset folder built by 'delrec-edge data'")
     p.add_argument("--data-root", default=None, help="folder holding SHD/ and SSC/ (default $DELREC_EDGE_DATA or ~/.cache/delrec-edge/datasets)")
     p.add_argument("--out", required=True, type=Path, help="run folder to write")
-    p.add_argument("--epochs", type=int, default=None, help="epochs (default: the preset's)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="epochs (default: as many as the preset's optimizer steps need on this dataset)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="optimizer steps of the run (default: the preset's); the epoch count follows the dataset size")
     p.add_argument("--recurrent", choices=VARIANTS, default=None, help="recurrent variant (default: the preset's)")
     p.add_argument("--batch-size", type=int, default=None, help="batch size per process (default: the preset's)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate of the weights")
@@ -31,6 +34,8 @@ def register(sub) -> None:
     p.add_argument("--rate-reg", type=float, default=None, help="weight of the firing-rate penalty")
     p.add_argument("--rate-target", type=float, default=None, help="target firing rate per step")
     p.add_argument("--channel-shift", type=int, default=None, help="augmentation: random channel shift of up to this many channels")
+    p.add_argument("--no-augment", action="store_true",
+                   help="train on the clips as they are (no speed, warp, shift, level, noise or band augmentation)")
     p.add_argument("--loss", choices=LOSSES, default=None, help="loss on the readout (default: the preset's)")
     p.add_argument("--readout", choices=READOUTS, default=None, help="readout kind (default: the preset's)")
     p.add_argument("--seed", type=int, default=0, help="random seed (runs are deterministic on CPU)")
@@ -51,7 +56,9 @@ def run(args) -> int:
         progress=not args.no_progress, stop_after=args.stop_after,
         overrides={"batch_size": args.batch_size, "lr": args.lr, "lr_delay": args.lr_delay, "grad_clip": args.grad_clip,
                    "rate_reg": args.rate_reg, "rate_target": args.rate_target,
-                   "channel_shift": args.channel_shift},
+                   "channel_shift": args.channel_shift, "steps": args.steps,
+                   **({"channel_shift": 0, **{f"aug_{k}": 0 for k in ("speed", "warp", "shift", "thin", "noise", "mask")}}
+                      if args.no_augment else {})},
         model_overrides={"loss": args.loss, "readout": args.readout},
     )
     m = train(opts)

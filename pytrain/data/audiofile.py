@@ -1,4 +1,8 @@
-"""Reading users' WAV files: any common sample rate, channel count and sample format -> float32 mono."""
+"""Reading users' audio files (WAV, FLAC, OGG/Vorbis): any common sample rate, channel count and sample format
+-> float32 mono.
+
+Files are decoded by soundfile (libsndfile); WAV files that libsndfile refuses are tried once more with scipy.
+"""
 
 from __future__ import annotations
 
@@ -19,11 +23,16 @@ MAX_SAMPLE_RATE = 384000
 MAX_RESAMPLE_FACTOR = 2000
 
 
-def check_sample_rate(sr: int, target_sr: int, where: str) -> None:
-    """Refuse, with one line naming ``where``, a sample rate outside 4..384 kHz or one whose conversion to
-    ``target_sr`` needs an impractically long polyphase filter (an odd rate such as 7,999,993 Hz)."""
+def check_rate_range(sr: int, where: str) -> None:
+    """Refuse, with one line naming ``where``, a sample rate outside 4..384 kHz."""
     if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
         raise UserError(f"{where}: sample rate {sr} Hz is outside the supported {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz")
+
+
+def check_sample_rate(sr: int, target_sr: int, where: str) -> None:
+    """Refuse, with one line naming ``where``, a sample rate outside 4..384 kHz or one whose conversion to
+    ``target_sr`` needs an impractically long polyphase filter (an odd rate such as 47,999 Hz)."""
+    check_rate_range(sr, where)
     g = math.gcd(int(sr), int(target_sr))
     if max(sr // g, target_sr // g) > MAX_RESAMPLE_FACTOR:
         raise UserError(f"{where}: sample rate {sr} Hz cannot be converted to {target_sr} Hz by a practical "
@@ -84,46 +93,77 @@ def to_float(samples: np.ndarray) -> np.ndarray:
     raise ValueError(f"unsupported sample type {samples.dtype}")
 
 
-def _read_wav(path: Path) -> tuple[int, np.ndarray]:
-    """(sample rate, samples as stored) with scipy; soundfile, when installed, reads what scipy cannot."""
-    from scipy.io import wavfile
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga")  # what soundfile decodes on every platform
+
+
+def is_audio_file(path: Path) -> bool:
+    """A visible regular file whose suffix is one of :data:`AUDIO_SUFFIXES` (any case)."""
+    return path.is_file() and path.suffix.lower() in AUDIO_SUFFIXES and not path.name.startswith(".")
+
+
+def _read(path: Path) -> tuple[int, np.ndarray]:
+    """(sample rate, samples) with soundfile as float64 in [-1, 1]; scipy for WAVs libsndfile refuses."""
+    import soundfile
 
     try:
-        with warnings.catch_warnings():
-            # Unknown chunks (LIST, cue, ...) only produce a warning; the audio itself is read fine.
-            warnings.simplefilter("ignore", wavfile.WavFileWarning)
-            return wavfile.read(path)
-    except Exception as scipy_error:  # noqa: BLE001 - any parse failure means "unreadable"
+        data, sr = soundfile.read(str(path), dtype="float64", always_2d=False)
+        return int(sr), data
+    except Exception as soundfile_error:  # noqa: BLE001 - any parse failure means "unreadable"
+        if path.suffix.lower() != ".wav":
+            raise
+        from scipy.io import wavfile
+
         try:
-            import soundfile
-        except ImportError:
-            raise scipy_error from None
-        try:
-            data, sr = soundfile.read(str(path), dtype="float32", always_2d=False)
+            with warnings.catch_warnings():
+                # Unknown chunks (LIST, cue, ...) only produce a warning; the audio itself is read fine.
+                warnings.simplefilter("ignore", wavfile.WavFileWarning)
+                return wavfile.read(path)
         except Exception:  # noqa: BLE001
-            raise scipy_error from None
-        return sr, data
+            raise soundfile_error from None
+
+
+def native_sample_rate(path: str | Path) -> int:
+    """The sample rate stored in an audio file's header, without decoding it (UserError if unreadable)."""
+    import soundfile
+
+    path = Path(path)
+    try:
+        rate = int(soundfile.info(str(path)).samplerate)
+    except Exception:  # noqa: BLE001 - let load_audio produce the one-line reason
+        rate = int(_load(path)[0])
+    check_rate_range(rate, str(path))
+    return rate
 
 
 def load_audio(path: str | Path, target_sr: int = 16000) -> np.ndarray:
-    """Read a WAV file as float32 mono at ``target_sr``: channels averaged, samples in [-1, 1].
+    """Read an audio file as float32 mono at ``target_sr``: channels averaged, samples in [-1, 1].
 
     Raises :class:`UserError` naming the file when it cannot be read or holds no samples.
     """
-    path = Path(path)
+    sr, x = _load(Path(path))
+    check_sample_rate(int(sr), int(target_sr), str(path))
+    return np.asarray(resample(x, int(sr), int(target_sr)), dtype=np.float32)
+
+
+def _load(path: Path) -> tuple[int, np.ndarray]:
+    """(native sample rate, float32 mono samples) or a one-line :class:`UserError`."""
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, not an audio file")
+    if not path.exists():
+        raise UserError(f"{path}: no such file")
     try:
-        sr, samples = _read_wav(path)
+        sr, samples = _read(path)
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
     except IsADirectoryError:
-        raise UserError(f"{path}: is a directory, not a WAV file") from None
+        raise UserError(f"{path}: is a directory, not an audio file") from None
     except Exception as exc:  # noqa: BLE001 - report any decoder failure as one line
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"{path}: not a readable WAV file ({reason})") from None
+        raise UserError(f"{path}: not a readable audio file ({reason})") from None
     samples = np.asarray(samples)
     if samples.size == 0:
         raise UserError(f"{path}: contains no audio samples")
-    check_sample_rate(int(sr), int(target_sr), str(path))
+    check_rate_range(int(sr), str(path))
     if samples.dtype.kind == "f" and not np.all(np.isfinite(samples)):
         raise UserError(f"{path}: holds NaN or infinite samples")
     sizes = wav_data_sizes(path)
@@ -138,4 +178,4 @@ def load_audio(path: str | Path, target_sr: int = 16000) -> np.ndarray:
         x = x.mean(axis=1)
     elif x.ndim != 1:
         raise UserError(f"{path}: unexpected sample array shape {samples.shape}")
-    return np.asarray(resample(x, int(sr), int(target_sr)), dtype=np.float32)
+    return int(sr), x

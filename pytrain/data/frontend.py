@@ -17,6 +17,7 @@ in :class:`FrontEndState`, so feeding a clip in chunks gives exactly the spikes 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -76,6 +77,41 @@ class FrontEndConfig:
 
 # Band edges are clipped below Nyquist: a Butterworth design needs edges strictly inside (0, fs/2).
 UPPER_EDGE_FRACTION = 0.98
+
+
+FRONT_END_RATES = (8000, 16000)  # rates the front end runs at: a whole number of samples per 1 ms step
+# The highest channel's upper band edge stays below this share of the recording's Nyquist frequency, so that
+# no channel listens above what an anti-aliased recording holds (a telephone-band 8 kHz file: 100..3370 Hz).
+RECORDED_BAND_FRACTION = 0.95
+
+
+def front_end_for_rate(native_rate: int, base: FrontEndConfig = FrontEndConfig()) -> FrontEndConfig:
+    """The front end for recordings made at ``native_rate`` Hz: ``base`` with the rate and band edited.
+
+    The front end runs at 16 kHz when the recordings reach it, else at 8 kHz (recordings between are
+    resampled down: nothing above 4 kHz is kept then). Its channels keep ``base``'s count and spacing
+    and end where the recording's content ends: the top channel's centre stays ``base.f_high`` when its
+    whole band ``[f - f/2q, f + f/2q]`` lies below the Nyquist frequency of both the recording and the
+    front end (16 kHz recordings keep the 7 kHz default), else it is the highest centre whose band stays
+    below ``RECORDED_BAND_FRACTION`` of that Nyquist frequency, rounded down to 10 Hz.
+    """
+    if native_rate <= 0:
+        raise ValueError(f"sample rate must be positive, got {native_rate}")
+    rate = max((r for r in FRONT_END_RATES if r <= native_rate), default=FRONT_END_RATES[0])
+    nyquist = min(native_rate, rate) / 2
+    widening = 1 + 1 / (2 * base.q)
+    f_high = base.f_high
+    if base.f_high * widening >= nyquist:
+        f_high = math.floor(RECORDED_BAND_FRACTION * nyquist / widening / 10) * 10
+    return dataclasses.replace(base, sample_rate=rate, f_high=float(f_high))
+
+
+def describe(cfg: FrontEndConfig) -> str:
+    """One line naming the front end's rate, channels and band, as ``data wav`` prints it."""
+    return (
+        f"front end: {cfg.sample_rate} Hz, {cfg.n_channels} channels, centres {cfg.f_low:g}..{cfg.f_high:g} Hz "
+        f"(ERB-spaced, Q {cfg.q:g}), {cfg.step_ms:g} ms steps"
+    )
 
 
 class FrontEndState(NamedTuple):

@@ -81,6 +81,7 @@ class DataBundle:
     bin_ms: float
     n_steps: int
     duration_s: float
+    val_split: str = "random"  # how validation was held out: "speaker", "random" or "file" (SSC)
 
 
 # ----------------------------------------------------------------------------- binning
@@ -353,6 +354,44 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, n
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
+def speaker_split_indices(speakers: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted (train, val) positions with every speaker wholly on one side.
+
+    Speakers are taken in a seeded random order into validation until it holds at least ``val_fraction`` of
+    the samples; one speaker at least goes to validation and two at least stay in training.
+    """
+    if int(seed) < 0:
+        raise UserError(f"seed must be a non-negative integer, got {seed}")
+    _val_count(max(len(speakers), 2), val_fraction)  # validates the fraction
+    ids, counts = np.unique(np.asarray(speakers), return_counts=True)
+    if ids.size < 3:
+        raise UserError(f"a speaker-disjoint validation split needs at least 3 training speakers, found {ids.size}")
+    order = np.random.default_rng(int(seed)).permutation(ids.size)
+    chosen, total = [], 0
+    for k in order[:-2]:
+        if chosen and total >= float(val_fraction) * len(speakers):
+            break
+        chosen.append(ids[k])
+        total += int(counts[k])
+    is_val = np.isin(speakers, chosen)
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def validation_split(
+    train_speakers: np.ndarray, test_speakers: np.ndarray, val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """(train, val) positions in the training file and how they were drawn, "speaker" or "random".
+
+    Whole speakers when the training and test files share no speaker and training has at least 3;
+    a random ``val_fraction`` of the samples otherwise.
+    """
+    train_speakers = np.asarray(train_speakers)
+    distinct = np.unique(train_speakers)
+    if np.intersect1d(distinct, np.asarray(test_speakers)).size == 0 and distinct.size >= 3:
+        return (*speaker_split_indices(train_speakers, val_fraction, seed), "speaker")
+    return (*split_indices(len(train_speakers), val_fraction, seed), "random")
+
+
 def _tensors(split: BinnedSplit, index: np.ndarray | None = None) -> SpikeTensors:
     x, y, speakers = split.x, split.y, split.speakers
     if index is not None:
@@ -377,8 +416,10 @@ def load_data(
 ) -> DataBundle:
     """Load ``"shd"``, ``"ssc"`` or a dataset folder as fixed-length uint8 frame tensors.
 
-    SSC's validation split is its own file (``val_fraction`` and ``seed`` are then unused); SHD and
-    our datasets hold out a seeded random ``val_fraction`` of the training file.
+    SSC's validation split is its own file (``val_fraction`` and ``seed`` are then unused). Otherwise a
+    seeded ``val_fraction`` of the training file is held out: whole speakers when the dataset's train and
+    test splits share no speaker and training has at least 3 (so the checkpoint is chosen on unheard
+    voices, as the test measures them), random samples otherwise (SHD, ``data wav --split random``).
     """
     src = _source(spec, data_root)
     if duration_s is None:
@@ -403,10 +444,11 @@ def load_data(
                 f"{split_file.h5}: label {int(split.y[bad][0])} is outside the {len(classes)} classes"
             )
 
+    val_split = "file"
     if "valid" in loaded:
         train, val = _tensors(first), _tensors(loaded["valid"][1])
     else:
-        train_idx, val_idx = split_indices(len(first.y), val_fraction, seed)
+        train_idx, val_idx, val_split = validation_split(first.speakers, loaded["test"][1].speakers, val_fraction, seed)
         train, val = _tensors(first, train_idx), _tensors(first, val_idx)
 
     return DataBundle(
@@ -420,4 +462,5 @@ def load_data(
         bin_ms=float(bin_ms),
         n_steps=n_steps,
         duration_s=float(duration_s),
+        val_split=val_split,
     )

@@ -1,13 +1,16 @@
-"""Spike dataset from a user's folder of WAV files.
+"""Spike dataset from a user's folder of audio files (WAV, FLAC or OGG/Vorbis).
 
 Two layouts are accepted::
 
-    A) ROOT/<class>/*.wav                       one sub-folder per class (WAVs anywhere below it)
+    A) ROOT/<class>/*.wav                       one sub-folder per class (files anywhere below it)
     B) ROOT/<label>_<speaker>_<n>.wav           one flat folder, class and speaker in the name
 
-In layout A a file whose name follows pattern B takes its speaker from the name (its class is still
-the folder); any other file counts as a speaker of its own. Every clip is encoded with the audio front
-end and the dataset is written in the SHD layout (spikefile.py), through a staged directory.
+(``.flac``, ``.ogg`` and ``.oga`` likewise). In layout A a file whose name follows pattern B takes its
+speaker from the name (its class is still the folder); any other file counts as a speaker of its own.
+The front end follows the recordings' sample rate (:func:`pytrain.data.frontend.front_end_for_rate` of the
+lowest rate among the files). Every clip is encoded with it and the dataset is written in the SHD layout
+(spikefile.py), through a staged directory. A corpus with a manifest of folds (``data hard``) can be
+split by fold: the fold's speakers are the test split.
 """
 
 from __future__ import annotations
@@ -42,7 +45,10 @@ class WavFile:
 
 
 def is_wav(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() == ".wav" and not path.name.startswith(".")
+    """Any audio file the reader decodes (the name is historical: FLAC and OGG count too)."""
+    from .audiofile import is_audio_file
+
+    return is_audio_file(path)
 
 
 def _visible_dirs(root: Path) -> list[Path]:
@@ -55,7 +61,7 @@ def scan_class_folders(root: Path, class_dirs: Sequence[Path]) -> list[WavFile]:
     for class_dir in class_dirs:
         wavs = sorted(p for p in class_dir.rglob("*") if is_wav(p))
         if not wavs:
-            raise UserError(f"class folder {class_dir} contains no .wav files")
+            raise UserError(f"class folder {class_dir} contains no audio files (.wav, .flac, .ogg)")
         for path in wavs:
             match = NAME_PATTERN.match(path.stem)
             speaker = match["speaker"] if match else str(path.relative_to(root))
@@ -69,7 +75,7 @@ def scan_flat_folder(wavs: Sequence[Path]) -> list[WavFile]:
     for path in wavs:
         match = NAME_PATTERN.match(path.stem)
         if not match:
-            raise UserError(f"{path}: file name does not match <label>_<speaker>_<n>.wav (e.g. yes_alice_3.wav)")
+            raise UserError(f"{path}: file name does not match <label>_<speaker>_<n>{path.suffix} (e.g. yes_alice_3.wav)")
         files.append(WavFile(path, match["label"], match["speaker"]))
     return files
 
@@ -83,12 +89,12 @@ def scan(root: Path) -> list[WavFile]:
     top_wavs = sorted(p for p in root.iterdir() if is_wav(p))
     if class_dirs and top_wavs:
         raise UserError(
-            f"{root} mixes class sub-folders with WAV files at the top level ({top_wavs[0].name}); use one layout"
+            f"{root} mixes class sub-folders with audio files at the top level ({top_wavs[0].name}); use one layout"
         )
     if class_dirs:
         return scan_class_folders(root, class_dirs)
     if not top_wavs:
-        raise UserError(f"no .wav files found in {root}")
+        raise UserError(f"no audio files (.wav, .flac, .ogg) found in {root}")
     return scan_flat_folder(top_wavs)
 
 
@@ -179,6 +185,136 @@ def encode_files(files: Sequence[WavFile], cfg: FrontEndConfig, max_samples: int
     return spikes, lengths, truncated
 
 
+def choose_front_end(files: Sequence[WavFile]) -> tuple[FrontEndConfig, list[int]]:
+    """The front end for these recordings (from the lowest native sample rate) and the rates found."""
+    from .audiofile import check_sample_rate, native_sample_rate
+    from .frontend import front_end_for_rate
+
+    native = {f.path: native_sample_rate(f.path) for f in files}
+    cfg = front_end_for_rate(min(native.values()))
+    for path, rate in native.items():  # every file refused here, before any encoding, if it cannot be converted
+        check_sample_rate(rate, cfg.sample_rate, str(path))
+    return cfg, sorted(set(native.values()))
+
+
+def split_mask(files: Sequence[WavFile], split: str, test_fraction: float, seed: int, root: Path,
+              fold: int | None) -> np.ndarray:
+    """Boolean "is test" per file: by speaker, at random, or the speakers of one fold of the corpus manifest."""
+    if fold is not None:
+        from .hardset import fold_test_speakers
+
+        wanted = set(fold_test_speakers(root, fold))
+        absent = wanted - {f.speaker for f in files}
+        if absent:
+            raise UserError(f"fold {fold} names speaker(s) {', '.join(sorted(absent))} that have no files in {root}")
+        is_test = np.array([f.speaker in wanted for f in files])
+    else:
+        if split not in ("speaker", "random"):
+            raise UserError(f"unknown split {split!r}: use 'speaker' or 'random'")
+        if not 0 < test_fraction < 1:
+            raise UserError(f"--test-fraction must be between 0 and 1, got {test_fraction}")
+        rng = np.random.default_rng(seed)
+        is_test = (split_by_speaker if split == "speaker" else split_random)(files, test_fraction, rng)
+    if is_test.all() or not is_test.any():
+        raise UserError(f"too few files ({len(files)}) to make both a train and a test split")
+    return is_test
+
+
+def _warn_missing_classes(files: Sequence[WavFile], classes: Sequence[str], is_test: np.ndarray) -> None:
+    for name, members in (("train", ~is_test), ("test", is_test)):
+        missing = set(classes) - {f.label for f, m in zip(files, members) if m}
+        if missing:
+            names = ", ".join(sorted(missing, key=natural_key))
+            print(f"warning: the {name} split has no samples of class(es) {names}", file=sys.stderr)
+
+
+@dataclass
+class EncodedFolder:
+    """A scanned and encoded folder: what every split of it is written from."""
+
+    root: Path
+    files: list[WavFile]
+    classes: list[str]
+    speakers: list[str]
+    cfg: FrontEndConfig
+    spikes: list
+    duration_s: float
+    truncated: int
+
+
+def scan_and_encode(root: Path, cfg: FrontEndConfig | None = None, *, announce: bool = True) -> EncodedFolder:
+    """Scan ``root``, choose the front end from the recordings' rate unless ``cfg`` is given, encode every file."""
+    from .frontend import describe
+    from .spikefile import MAX_DURATION_S
+
+    root = Path(root)
+    files = scan(root)
+    classes = sorted({f.label for f in files}, key=natural_key)
+    speakers = sorted({f.speaker for f in files}, key=natural_key)
+    if max(len(classes), len(speakers)) > UINT16_LIMIT:
+        raise UserError(f"more than {UINT16_LIMIT} classes or speakers: the SHD layout stores their ids as uint16")
+    if cfg is None:
+        cfg, rates = choose_front_end(files)
+        if announce:
+            found = ", ".join(f"{r} Hz" for r in rates)
+            print(f"recordings at {found}; {describe(cfg)}")
+    max_samples = int(math.floor(MAX_DURATION_S * cfg.sample_rate + 0.5))
+    spikes, lengths, truncated = encode_files(files, cfg, max_samples)
+    if truncated:
+        n, example = len(truncated), truncated[0]
+        print(f"warning: {n} clip(s) longer than {MAX_DURATION_S:g} s truncated (e.g. {example})", file=sys.stderr)
+    duration_s = clip_duration_s(max(lengths), cfg.sample_rate, MAX_DURATION_S)
+    return EncodedFolder(root, list(files), classes, speakers, cfg, spikes, duration_s, len(truncated))
+
+
+def write_encoded(enc: EncodedFolder, out: Path, is_test: np.ndarray, split_info: dict, *, force: bool) -> dict[str, int]:
+    """Write one train/test split of an encoded folder as a dataset at ``out``; returns the counts."""
+    from codegen.common.atomic import staged_directory
+    from codegen.common.version import __version__
+
+    from .spikefile import DatasetMeta, SpikeSplit, spike_time_for_step, write_dataset
+
+    _warn_missing_classes(enc.files, enc.classes, is_test)
+    with staged_directory(Path(out), force=force) as staging:
+        label_of = {c: i for i, c in enumerate(enc.classes)}
+        speaker_of = {s: i for i, s in enumerate(enc.speakers)}
+        splits = {}
+        for name, members in (("train", ~is_test), ("test", is_test)):
+            chosen = np.flatnonzero(members)
+            splits[name] = SpikeSplit(
+                times=[spike_time_for_step(enc.spikes[i][0], enc.cfg.step_s).astype(np.float16) for i in chosen],
+                units=[enc.spikes[i][1] for i in chosen],
+                labels=np.array([label_of[enc.files[i].label] for i in chosen], dtype=np.int64),
+                speakers=np.array([speaker_of[enc.files[i].speaker] for i in chosen], dtype=np.int64),
+            )
+        counts = {name: len(s) for name, s in splits.items()}
+        meta = DatasetMeta(
+            name=enc.root.resolve().name or "wav",
+            n_channels=enc.cfg.n_channels,
+            classes=enc.classes,
+            duration_s=enc.duration_s,
+            speakers={str(i): s for i, s in enumerate(enc.speakers)},
+            source={
+                "generator": GENERATOR,
+                "version": __version__,
+                "root": str(enc.root.resolve()),
+                **split_info,
+                "front_end": dataclasses.asdict(enc.cfg),
+                "truncated_files": enc.truncated,
+                "counts": counts,
+            },
+        )
+        write_dataset(staging, meta, splits)
+    return counts
+
+
+def _check_out(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise UserError(f"{out} already exists and is not empty (use --force to replace it)")
+
+
 def build_wav_dataset(
     root: Path,
     out: Path,
@@ -187,71 +323,36 @@ def build_wav_dataset(
     test_fraction: float = 0.2,
     seed: int = 0,
     force: bool = False,
-    cfg: FrontEndConfig = FrontEndConfig(),
+    cfg: FrontEndConfig | None = None,
+    fold: int | None = None,
 ) -> dict[str, int]:
-    """Encode a WAV folder into a spike dataset at ``out``; returns the sample count per split."""
-    from codegen.common.atomic import staged_directory
-    from codegen.common.version import __version__
+    """Encode an audio folder into a spike dataset at ``out``; returns the sample count per split.
 
-    from .spikefile import MAX_DURATION_S, DatasetMeta, SpikeSplit, spike_time_for_step, write_dataset
-
-    if split not in ("speaker", "random"):
-        raise UserError(f"unknown split {split!r}: use 'speaker' or 'random'")
-    if not 0 < test_fraction < 1:
-        raise UserError(f"--test-fraction must be between 0 and 1, got {test_fraction}")
-    root = Path(root)
+    ``cfg`` None chooses the front end from the recordings' sample rate; ``fold`` takes the test speakers
+    from the corpus manifest (``split`` and ``test_fraction`` are then unused).
+    """
+    root, out = Path(root), Path(out)
     files = scan(root)
-    classes = sorted({f.label for f in files}, key=natural_key)
-    speakers = sorted({f.speaker for f in files}, key=natural_key)
-    if max(len(classes), len(speakers)) > UINT16_LIMIT:
-        raise UserError(f"more than {UINT16_LIMIT} classes or speakers: the SHD layout stores their ids as uint16")
-    rng = np.random.default_rng(seed)
-    is_test = (split_by_speaker if split == "speaker" else split_random)(files, test_fraction, rng)
-    if is_test.all() or not is_test.any():
-        raise UserError(f"too few files ({len(files)}) to make both a train and a test split")
-    for name, members in (("train", ~is_test), ("test", is_test)):
-        missing = set(classes) - {f.label for f, m in zip(files, members) if m}
-        if missing:
-            names = ", ".join(sorted(missing, key=natural_key))
-            print(f"warning: the {name} split has no samples of class(es) {names}", file=sys.stderr)
+    is_test = split_mask(files, split, test_fraction, seed, root, fold)  # validated before any encoding
+    _check_out(out, force)
+    enc = scan_and_encode(root, cfg)
+    info = {"split": "fold", "fold": fold} if fold is not None else {
+        "split": split, "test_fraction": test_fraction, "seed": seed}
+    return write_encoded(enc, out, is_test, info, force=force)
 
-    max_samples = int(math.floor(MAX_DURATION_S * cfg.sample_rate + 0.5))
-    with staged_directory(Path(out), force=force) as staging:
-        spikes, lengths, truncated = encode_files(files, cfg, max_samples)
-        if truncated:
-            n, example = len(truncated), truncated[0]
-            print(f"warning: {n} clip(s) longer than {MAX_DURATION_S:g} s truncated (e.g. {example})", file=sys.stderr)
-        duration_s = clip_duration_s(max(lengths), cfg.sample_rate, MAX_DURATION_S)
 
-        label_of = {c: i for i, c in enumerate(classes)}
-        speaker_of = {s: i for i, s in enumerate(speakers)}
-        splits = {}
-        for name, members in (("train", ~is_test), ("test", is_test)):
-            chosen = np.flatnonzero(members)
-            splits[name] = SpikeSplit(
-                times=[spike_time_for_step(spikes[i][0], cfg.step_s).astype(np.float16) for i in chosen],
-                units=[spikes[i][1] for i in chosen],
-                labels=np.array([label_of[files[i].label] for i in chosen], dtype=np.int64),
-                speakers=np.array([speaker_of[files[i].speaker] for i in chosen], dtype=np.int64),
-            )
-        counts = {name: len(s) for name, s in splits.items()}
-        meta = DatasetMeta(
-            name=root.resolve().name or "wav",
-            n_channels=cfg.n_channels,
-            classes=classes,
-            duration_s=duration_s,
-            speakers={str(i): s for i, s in enumerate(speakers)},
-            source={
-                "generator": GENERATOR,
-                "version": __version__,
-                "root": str(root.resolve()),
-                "split": split,
-                "test_fraction": test_fraction,
-                "seed": seed,
-                "front_end": dataclasses.asdict(cfg),
-                "truncated_files": len(truncated),
-                "counts": counts,
-            },
-        )
-        write_dataset(staging, meta, splits)
-    return counts
+def build_wav_folds(root: Path, out: Path, *, force: bool = False, cfg: FrontEndConfig | None = None) -> dict[int, dict]:
+    """Encode a corpus once and write one dataset per fold of its manifest, ``out/fold<K>``."""
+    from .hardset import read_manifest
+
+    root, out = Path(root), Path(out)
+    manifest = read_manifest(root)
+    if manifest is None:
+        raise UserError(f"--fold all needs {root}/corpus.json (a corpus built by 'delrec-edge data hard')")
+    _check_out(out, force)
+    files = scan(root)
+    masks = [split_mask(files, "speaker", 0.5, 0, root, k) for k in range(len(manifest["folds"]))]
+    enc = scan_and_encode(root, cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    return {k: write_encoded(enc, out / f"fold{k}", mask, {"split": "fold", "fold": k}, force=True)
+            for k, mask in enumerate(masks)}

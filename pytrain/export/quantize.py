@@ -23,6 +23,7 @@ from codegen.verify.compare import compare
 from pytrain import runfolder
 from pytrain.data.loader import SpikeTensors, load_data
 from pytrain.model import checkpoint as ckpt
+from pytrain.model.network import active_steps, readout_score
 from pytrain.training.loop import evaluate, seed_everything
 
 from .fakequant import FakeQuantSNN, calibrated, per_layer_bits
@@ -43,12 +44,11 @@ class QuantizeOptions:
     progress: bool = True
 
 
-def qat_loss(fq: FakeQuantSNN, u: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The float model's loss on the readout in float units (``u / 2^u_frac``)."""
+def qat_loss(fq: FakeQuantSNN, u: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The float model's loss on the readout in float units (``u / 2^u_frac``); ``x`` is the input (T, B, C)."""
     logits = u / 2.0**fq.u_frac
-    if fq.cfg.loss == "sum_softmax":
-        return F.cross_entropy(logits.softmax(-1).sum(0), y)
-    return F.cross_entropy(logits.mean(0), y)
+    n_active = active_steps(x) if fq.cfg.loss == "active_mean" else None
+    return F.cross_entropy(readout_score(logits, fq.cfg.loss, n_active), y)
 
 
 @torch.no_grad()
@@ -94,8 +94,9 @@ def fine_tune(fq: FakeQuantSNN, data: SpikeTensors, opts: QuantizeOptions) -> li
         for i in range(n_batches):
             idx = order[i * opts.batch_size : (i + 1) * opts.batch_size]
             y = data.y[idx]
-            u, _ = fq(data.x[idx].double().transpose(0, 1))
-            loss = qat_loss(fq, u, y)
+            x = data.x[idx].double().transpose(0, 1)
+            u, _ = fq(x)
+            loss = qat_loss(fq, u, y, x)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -11,7 +11,10 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from codegen.integer.network import RESETS, VARIANTS  # one home: the integer contract
 
 READOUTS = ("leaky", "linear")
-LOSSES = ("sum_softmax", "mean_logits")
+# mean_logits: CE of the readout averaged over all steps; active_mean: CE of the readout summed over all steps
+# and divided by the sample's active steps (see network.active_steps), so a word padded with long silence
+# is not scored with smaller logits. Both predict the argmax of the time-summed readout (the integer rule).
+LOSSES = ("sum_softmax", "mean_logits", "active_mean")
 SURROGATES = ("atan", "triangle")
 
 
@@ -89,9 +92,11 @@ class ModelConfig:
 class TrainConfig:
     """Optimisation recipe (model.md section 5), scaled per preset."""
 
-    epochs: int = 20
+    epochs: int = 20  # used when ``steps`` is None
+    # optimizer steps of a run: the epoch count follows the dataset, ceil(steps / batches per epoch)
+    steps: int | None = None
     batch_size: int = 64
-    lr: float = 5e-3  # weights: AdamW + OneCycle per epoch
+    lr: float = 5e-3  # weights: AdamW + OneCycle over the optimizer steps
     weight_decay: float = 1e-5  # not applied to BatchNorm parameters or delays
     lr_delay: float = 5e-2  # delays: own Adam group, cosine annealing, no weight decay
     sigma_init: float = 10.0
@@ -104,10 +109,23 @@ class TrainConfig:
     # augmentation: shift every training sample by a random whole number of input channels in
     # [-n, n] (zero fill), which imitates other voices' formants and pitch on a tonotopic input
     channel_shift: int = 0
+    # on-the-fly augmentation that changes the speaker (see pytrain.training.augment); 0 = off
+    aug_speed: float = 0.0
+    aug_warp: float = 0.0
+    aug_shift: int = 0
+    aug_thin: float = 0.0
+    aug_noise: float = 0.0
+    aug_mask: int = 0
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        """Refuse a recipe no optimiser can run: ``ValueError`` naming the field and its command-line option."""
+        """Refuse a recipe no optimiser can run: ``ValueError`` naming the field (and its command-line option)."""
+        options = {"epochs", "steps", "batch_size", "lr", "lr_delay", "grad_clip", "rate_reg", "rate_target",
+                   "channel_shift"}
+
+        def label(name: str) -> str:
+            return f"{name} (--{name.replace('_', '-')})" if name in options else name
+
         def number(name: str, low: float, *, strict: bool = False, high: float | None = None,
                    optional: bool = False) -> None:
             value = getattr(self, name)
@@ -117,15 +135,20 @@ class TrainConfig:
             ok = ok and (value > low if strict else value >= low) and (high is None or value <= high)
             if not ok:
                 bound = f"{'above' if strict else 'at least'} {low:g}" + ("" if high is None else f" and at most {high:g}")
-                raise ValueError(f"{name} (--{name.replace('_', '-')}) must be a finite number {bound}, got {value!r}")
+                raise ValueError(f"{label(name)} must be a finite number {bound}, got {value!r}")
 
-        for name in ("epochs", "batch_size"):
+        def whole(name: str, low: int, optional: bool = False) -> None:
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} (--{name.replace('_', '-')}) must be a whole number of at least 1, "
-                                 f"got {value!r}")
-        if isinstance(self.channel_shift, bool) or not isinstance(self.channel_shift, int) or self.channel_shift < 0:
-            raise ValueError(f"channel_shift (--channel-shift) must be a whole number >= 0, got {self.channel_shift!r}")
+            if value is None and optional:
+                return
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{label(name)} must be a whole number of at least {low}, got {value!r}")
+
+        whole("epochs", 1)
+        whole("steps", 1, optional=True)
+        whole("batch_size", 1)
+        for name in ("channel_shift", "aug_shift", "aug_mask"):
+            whole(name, 0)
         number("lr", 0.0, strict=True)
         number("lr_delay", 0.0)
         number("weight_decay", 0.0)
@@ -135,6 +158,16 @@ class TrainConfig:
         number("sigma_init", 0.0)
         number("sigma_decay", 0.0, strict=True, high=1.0)
         number("val_fraction", 0.0, strict=True, high=0.9)
+        for name in ("aug_speed", "aug_noise"):
+            number(name, 0.0)
+        number("aug_warp", 0.0, high=0.99)
+        number("aug_thin", 0.0, high=1.0)
+
+    def augment_spec(self):
+        from pytrain.data.augment import AugmentSpec
+
+        return AugmentSpec(speed=self.aug_speed, warp=self.aug_warp, channel_shift=self.channel_shift,
+                           shift=self.aug_shift, thin=self.aug_thin, noise=self.aug_noise, mask=self.aug_mask)
 
     def to_dict(self) -> dict:
         return asdict(self)

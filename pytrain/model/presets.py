@@ -5,7 +5,11 @@
 * ``ssc``: three recurrent layers of 256, 35 classes, 250 bins of 5.6 ms, no BatchNorm, tau 2, reset by
   subtraction, triangle surrogate, linear readout, loss on time-summed logits.
 * ``edge``: sized for a Cortex-M4 wearable: 32 front-end channels -> 64 -> recurrent 64 -> 20, leak 1/2
-  (a shift in fixed point), loss on time-averaged readout (integer-friendly argmax).
+  (a shift in fixed point), loss on the time-summed readout per active input step (integer-friendly argmax,
+  not diluted by padded silence), a budget of optimizer steps rather than epochs, augmentation that changes
+  the speaker (pytrain.data.augment).
+* ``edge-m``, ``edge-l``: the edge recipe with 128 + recurrent 128 and 192 + recurrent 192 neurons, the
+  capacities between ``edge`` and ``shd`` (README: RAM, flash and instructions per step of each).
 * ``tiny``: a few neurons, for tests.
 
 A preset's input width and class count follow the dataset when they differ, so every preset trains on
@@ -28,6 +32,16 @@ class Preset:
     train: TrainConfig
     description: str
 
+
+EDGE_MODEL = ModelConfig(
+    n_inputs=32, n_classes=20, hidden=(64, 64), recurrent_layers=(False, True),
+    n_taps=16, tau=2.0, readout="leaky", readout_tau=2.0, loss="active_mean",
+    dropout=0.1, rec_dropout=0.1, delay_init=("uniform", 0.0, 15.0), delay_max=30.0, bin_ms=10.0,
+)
+EDGE_TRAIN = TrainConfig(
+    epochs=40, steps=2200, batch_size=64, lr=2e-3, lr_delay=5e-2, channel_shift=2,
+    aug_speed=0.1, aug_warp=0.06, aug_shift=10, aug_thin=0.3, aug_noise=0.05, aug_mask=3,
+)
 
 PRESETS: dict[str, Preset] = {
     "shd": Preset(
@@ -52,16 +66,11 @@ PRESETS: dict[str, Preset] = {
         TrainConfig(epochs=100, batch_size=128, lr=1e-3, lr_delay=5e-2),
         "published SSC network, three conv-delay recurrent layers of 256",
     ),
-    "edge": Preset(
-        "edge",
-        ModelConfig(
-            n_inputs=32, n_classes=20, hidden=(64, 64), recurrent_layers=(False, True),
-            n_taps=16, tau=2.0, readout="leaky", readout_tau=2.0, loss="mean_logits",
-            dropout=0.1, rec_dropout=0.1, delay_init=("uniform", 0.0, 15.0), delay_max=30.0, bin_ms=10.0,
-        ),
-        TrainConfig(epochs=40, batch_size=64, lr=2e-3, lr_delay=5e-2, channel_shift=2),
-        "Cortex-M4 wearable: 32 channels, 64 + recurrent 64 neurons",
-    ),
+    "edge": Preset("edge", EDGE_MODEL, EDGE_TRAIN, "Cortex-M4 wearable: 32 channels, 64 + recurrent 64 neurons"),
+    "edge-m": Preset("edge-m", EDGE_MODEL.replace(hidden=(128, 128)), EDGE_TRAIN,
+                     "the edge recipe with 128 + recurrent 128 neurons"),
+    "edge-l": Preset("edge-l", EDGE_MODEL.replace(hidden=(192, 192)), EDGE_TRAIN,
+                     "the edge recipe with 192 + recurrent 192 neurons"),
     "tiny": Preset(
         "tiny",
         ModelConfig(

@@ -19,6 +19,7 @@ from codegen.common.accuracy import Accuracy
 from codegen.common.atomic import check_writable
 from codegen.common.errors import UserError
 from pytrain import runfolder
+from pytrain.data.augment import augment
 from pytrain.data.loader import DataBundle, SpikeTensors, load_data
 from pytrain.model import checkpoint as ckpt
 from pytrain.model.config import TrainConfig
@@ -69,8 +70,26 @@ def batch_input(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x.to(device=device, dtype=torch.float32).transpose(0, 1).contiguous()
 
 
-def build_optimizers(model: DelRecSNN, tc: TrainConfig, epochs: int):
-    """Weights: AdamW + OneCycle (per epoch); delays: Adam + cosine, no weight decay."""
+def batches_per_epoch(n_train: int, batch_size: int, world_size: int = 1) -> int:
+    """Optimizer steps in one epoch (each rank takes an equal share of the shuffled training split)."""
+    return max(1, math.ceil((n_train // world_size) / batch_size))
+
+
+def planned_epochs(tc: TrainConfig, requested: int | None, n_batches: int) -> int:
+    """Epochs of a run: ``requested`` (--epochs) if given, else enough for ``tc.steps`` optimizer steps
+    (the schedule follows the dataset's size), else the preset's ``tc.epochs``."""
+    if requested is not None:
+        return requested
+    if tc.steps is not None:
+        if tc.steps < 1:
+            raise UserError("--steps must be at least 1")
+        return max(1, math.ceil(tc.steps / n_batches))
+    return tc.epochs
+
+
+def build_optimizers(model: DelRecSNN, tc: TrainConfig, epochs: int, n_batches: int = 1):
+    """Weights: AdamW + OneCycle; delays: Adam + cosine, no weight decay. Both schedules advance once per
+    optimizer step, over ``epochs * n_batches`` steps."""
     delay_ids = {id(p) for p in model.delay_parameters()}
     no_decay, decay = [], []
     for name, p in model.named_parameters():
@@ -80,11 +99,12 @@ def build_optimizers(model: DelRecSNN, tc: TrainConfig, epochs: int):
     weights = torch.optim.AdamW(
         [{"params": decay, "weight_decay": tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr
     )
-    sched_w = torch.optim.lr_scheduler.OneCycleLR(weights, max_lr=tc.lr, total_steps=max(epochs, 2))
+    total = epochs * n_batches
+    sched_w = torch.optim.lr_scheduler.OneCycleLR(weights, max_lr=tc.lr, total_steps=max(total, 2))
     delays = sched_d = None
     if delay_ids:
         delays = torch.optim.Adam(model.delay_parameters(), lr=tc.lr_delay, weight_decay=0.0)
-        sched_d = torch.optim.lr_scheduler.CosineAnnealingLR(delays, T_max=max(epochs, 1))
+        sched_d = torch.optim.lr_scheduler.CosineAnnealingLR(delays, T_max=max(total, 1))
     return weights, sched_w, delays, sched_d
 
 
@@ -118,18 +138,6 @@ def evaluate(model: DelRecSNN, split: SpikeTensors, device: torch.device, batch_
     }
 
 
-def shift_channels(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Shift each sample of ``x`` (B, T, C) along channels by a random integer in [-max_shift, max_shift]."""
-    if max_shift <= 0:
-        return x
-    b, _, c = x.shape
-    shifts = torch.randint(-max_shift, max_shift + 1, (b,), generator=generator)
-    src = torch.arange(c).unsqueeze(0) - shifts.unsqueeze(1)  # (B, C): output channel k reads k - shift
-    valid = (src >= 0) & (src < c)
-    out = torch.gather(x, 2, src.clamp(0, c - 1).unsqueeze(1).expand(-1, x.shape[1], -1))
-    return out * valid.unsqueeze(1).to(x.dtype)
-
-
 def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The same shuffled order on every rank, different per epoch, independent of resume."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
@@ -140,7 +148,7 @@ def train_one_epoch(
     model: DelRecSNN, net: nn.Module, data: SpikeTensors, tc: TrainConfig, opts: tuple, device: torch.device,
     ctx: ddp.Context, epoch: int, seed: int, bar=None,
 ) -> dict:
-    opt_w, _, opt_d, _ = opts
+    opt_w, sched_w, opt_d, sched_d = opts
     model.train()
     order = _epoch_order(len(data), seed, epoch)
     # every rank gets the same number of equally sized batches, so DDP's all-reduces line up
@@ -148,12 +156,14 @@ def train_one_epoch(
     order = order[ctx.rank * per_rank : (ctx.rank + 1) * per_rank] if ctx.distributed else order
     n_batches = max(1, math.ceil(len(order) / tc.batch_size))
     aug = torch.Generator().manual_seed(seed * 1_000_003 + epoch * 7919 + ctx.rank)
+    spec = tc.augment_spec()
     tot_loss = tot_correct = tot_n = tot_rate = 0.0
     for i in range(n_batches):
         idx = order[i * tc.batch_size : (i + 1) * tc.batch_size]
         if len(idx) == 0:
             continue
-        x = batch_input(shift_channels(data.x[idx], tc.channel_shift, aug), device)
+        x = data.x[idx]
+        x = batch_input(augment(x, spec, aug) if spec.active else x, device)
         y = data.y[idx].to(device)
         out = net(x)
         loss = model.loss(out, y) + rate_penalty(out, tc)
@@ -164,8 +174,10 @@ def train_one_epoch(
         if tc.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
         opt_w.step()
+        sched_w.step()
         if opt_d is not None:
             opt_d.step()
+            sched_d.step()
         model.clamp_delays_()
         with torch.no_grad():
             b = len(idx)
@@ -198,6 +210,7 @@ def _data_info(data: DataBundle) -> dict:
     return {
         "name": data.name, "classes": list(data.classes), "n_inputs": data.n_inputs, "bin_ms": data.bin_ms,
         "n_steps": data.n_steps, "n_train": len(data.train), "n_val": len(data.val), "n_test": len(data.test),
+        "val_split": data.val_split,
     }
 
 
@@ -222,12 +235,13 @@ def _train(opts: TrainOptions, preset, device: torch.device, ctx: ddp.Context) -
         raise UserError("--epochs must be at least 1")
     if opts.stop_after is not None and opts.stop_after < 1:
         raise UserError("--stop-after must be at least 1")
+    try:
+        tc.augment_spec()
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     if ctx.is_main:
         _check_out(opts)
         check_writable(out, folder=True)
-    epochs = opts.epochs if opts.epochs is not None else tc.epochs
-    if opts.resume:
-        epochs = _resume_epochs(out / runfolder.RESUME_FILE, opts.epochs)
     seed_everything(opts.seed)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -236,6 +250,10 @@ def _train(opts: TrainOptions, preset, device: torch.device, ctx: ddp.Context) -
         opts.data, bin_ms=preset.model.bin_ms, data_root=opts.data_root, val_fraction=tc.val_fraction,
         seed=opts.seed, progress=opts.progress and ctx.is_main,
     )
+    n_batches = batches_per_epoch(len(data.train), tc.batch_size, ctx.world_size)
+    epochs = planned_epochs(tc, opts.epochs, n_batches)
+    if opts.resume:
+        epochs = _resume_epochs(out / runfolder.RESUME_FILE, opts.epochs)
     changes = {"n_inputs": data.n_inputs, "n_classes": data.n_classes}
     if opts.recurrent:
         changes["recurrent"] = opts.recurrent
@@ -246,7 +264,7 @@ def _train(opts: TrainOptions, preset, device: torch.device, ctx: ddp.Context) -
         raise UserError(str(exc)) from None
 
     model = DelRecSNN(cfg).to(device)
-    opt_set = build_optimizers(model, tc, epochs)
+    opt_set = build_optimizers(model, tc, epochs, n_batches)
     start_epoch, best, history, elapsed = 0, {"val_acc": -1.0, "epoch": -1}, [], 0.0
     if opts.resume:
         state = _load_resume(out / runfolder.RESUME_FILE, model, opt_set)
@@ -268,8 +286,7 @@ def _train(opts: TrainOptions, preset, device: torch.device, ctx: ddp.Context) -
     if opts.progress and ctx.is_main:
         from tqdm.auto import tqdm
 
-        per_rank = len(data.train) // ctx.world_size
-        bar = tqdm(total=(last_epoch - start_epoch) * max(1, math.ceil(per_rank / tc.batch_size)), unit="batch", dynamic_ncols=True)
+        bar = tqdm(total=(last_epoch - start_epoch) * n_batches, unit="batch", dynamic_ncols=True)
     t0 = time.perf_counter()
     for epoch in range(start_epoch, last_epoch):
         sigma = sigma_for_epoch(epoch, epochs, tc.sigma_init, tc.sigma_decay)
@@ -277,9 +294,6 @@ def _train(opts: TrainOptions, preset, device: torch.device, ctx: ddp.Context) -
         if bar is not None:
             bar.set_description(f"epoch {epoch + 1}/{epochs} sigma={sigma:.2f}")
         stats = train_one_epoch(model, net, data.train, tc, opt_set, device, ctx, epoch, opts.seed, bar)
-        opt_set[1].step()
-        if opt_set[3] is not None:
-            opt_set[3].step()
         if tc.round_delays_each_epoch:
             model.round_delays_()
         ddp.sync_buffers(ctx, model)
@@ -305,6 +319,8 @@ def _train(opts: TrainOptions, preset, device: torch.device, ctx: ddp.Context) -
     best_model, _ = ckpt.load_model(out / runfolder.MODEL_FILE)
     best_model.to(device)
     test = evaluate(best_model, data.test, device)
+    # the un-augmented training clips: does the model fit what it was trained on?
+    train_clean = evaluate(best_model, data.train, device)
     metrics = {
         "preset": preset.name,
         "complete": last_epoch == epochs,
@@ -312,6 +328,9 @@ def _train(opts: TrainOptions, preset, device: torch.device, ctx: ddp.Context) -
         "data": info["data"],
         "epochs": epochs,
         "epochs_done": last_epoch,
+        "optimizer_steps": last_epoch * n_batches,
+        "train_acc": train_clean["acc"],
+        "train_correct": train_clean["correct"],
         "best_epoch": best["epoch"],
         "val_acc": best["val_acc"],
         "test_acc": test["acc"],

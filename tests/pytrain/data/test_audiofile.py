@@ -120,3 +120,28 @@ def test_unsupported_sample_format_is_a_user_error(tmp_path):
     _riff_wav(path, 0x1234, 8, bytes(range(256)) * 4)  # a codec no reader knows
     with pytest.raises(UserError, match="codec.wav"):
         load_audio(path)
+
+
+@pytest.mark.parametrize("fmt,subtype,suffix", [("FLAC", "PCM_16", ".flac"), ("OGG", "VORBIS", ".ogg"), ("WAV", "PCM_16", ".WAV")])
+def test_flac_and_ogg_are_read_through_soundfile(tmp_path, fmt, subtype, suffix):
+    import soundfile
+
+    from pytrain.data.audiofile import is_audio_file, native_sample_rate
+
+    x = tone(8000, seconds=0.5, amplitude=0.4)
+    path = tmp_path / f"a{suffix}"
+    soundfile.write(str(path), x, 8000, format=fmt, subtype=subtype)
+    assert is_audio_file(path) and native_sample_rate(path) == 8000
+    y = load_audio(path, target_sr=8000)
+    assert y.dtype == np.float32 and y.size == x.size
+    lossy = subtype == "VORBIS"
+    np.testing.assert_allclose(y[400:-400], x[400:-400], atol=0.05 if lossy else 1e-4)
+
+
+def test_other_suffixes_are_not_audio(tmp_path):
+    from pytrain.data.audiofile import is_audio_file
+
+    for name in ("a.mp4", "a.txt", ".hidden.wav"):
+        (tmp_path / name).write_bytes(b"x")
+        assert not is_audio_file(tmp_path / name)
+    assert not is_audio_file(tmp_path)

@@ -155,3 +155,20 @@ def test_bench_frontend_command(capsys):
     assert [int(line.split()[0]) for line in lines[2:]] == [8, 16]
     if before is not None:
         assert os.sched_getaffinity(0) == before, "the CPU pinning is undone afterwards"
+
+
+def test_front_end_follows_the_recordings_sample_rate():
+    from pytrain.data.frontend import FrontEndConfig, band_edges, describe, front_end_for_rate
+
+    default = FrontEndConfig()
+    for rate in (16000, 22050, 44100, 48000):
+        assert front_end_for_rate(rate) == default  # wide-band recordings keep the 7 kHz default
+    for rate in (8000, 11025, 12000):
+        cfg = front_end_for_rate(rate)
+        assert cfg.sample_rate == 8000 and cfg.n_channels == default.n_channels and cfg.f_low == default.f_low
+        assert cfg.f_high == 3370.0 and band_edges(cfg)[-1, 1] <= 0.95 * 4000  # nothing above what 8 kHz holds
+    assert front_end_for_rate(6000).f_high == 2530.0
+    assert describe(front_end_for_rate(8000)) == (
+        "front end: 8000 Hz, 32 channels, centres 100..3370 Hz (ERB-spaced, Q 4), 1 ms steps")
+    with pytest.raises(ValueError):
+        front_end_for_rate(0)

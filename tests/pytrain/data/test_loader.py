@@ -406,3 +406,40 @@ def test_int16_overflow_in_tonic_is_refused(tmp_path):
     with pytest.raises(UserError, match="32767") as err:
         load("shd", bin_ms=10, data_root=root)
     assert str(h5) in str(err.value)
+
+
+def test_speaker_disjoint_validation():
+    speakers = np.repeat(np.arange(6), 10)
+    train, val = D.speaker_split_indices(speakers, 0.25, seed=3)
+    assert sorted(np.concatenate([train, val]).tolist()) == list(range(60))
+    assert not set(speakers[train]) & set(speakers[val])
+    assert len(val) >= 15 and len(set(speakers[train])) >= 2
+    again = D.speaker_split_indices(speakers, 0.25, seed=3)
+    assert np.array_equal(again[1], val) and not np.array_equal(D.speaker_split_indices(speakers, 0.25, seed=4)[1], val)
+    # a tiny fraction still holds out one speaker, a huge one keeps two in training
+    assert len(set(speakers[D.speaker_split_indices(speakers, 0.01, 0)[1]])) == 1
+    assert len(set(speakers[D.speaker_split_indices(speakers, 0.9, 0)[0]])) == 2
+    with pytest.raises(UserError, match="at least 3 training speakers"):
+        D.speaker_split_indices(np.repeat(np.arange(2), 5), 0.2, 0)
+
+    # by speaker only when test speakers are unheard and training has 3 or more
+    assert D.validation_split(speakers, np.array([7, 8]), 0.2, 0)[2] == "speaker"
+    assert D.validation_split(speakers, np.array([0, 8]), 0.2, 0)[2] == "random"
+    assert D.validation_split(np.repeat(np.arange(2), 5), np.array([7]), 0.2, 0)[2] == "random"
+
+
+def test_speaker_split_dataset_validates_on_its_own_speakers(tmp_path):
+    rng = np.random.default_rng(0)
+    splits = {}
+    for name, ids in (("train", range(5)), ("test", (5, 6))):
+        spk = np.repeat(np.array(list(ids)), 6)
+        splits[name] = spikefile.SpikeSplit(
+            times=[spikefile.spike_time_for_step(rng.integers(0, 100, 5), 1e-3) for _ in spk],
+            units=[rng.integers(0, 4, 5) for _ in spk], labels=np.arange(spk.size) % 2, speakers=spk)
+    meta = spikefile.DatasetMeta(name="spk", n_channels=4, classes=["a", "b"], duration_s=0.1)
+    out = tmp_path / "spk"
+    out.mkdir()
+    spikefile.write_dataset(out, meta, splits)
+    b = load(out, bin_ms=10, seed=1)
+    assert b.val_split == "speaker" and len(b.train) + len(b.val) == 30
+    assert not set(b.train.speakers) & set(b.val.speakers) and not set(b.val.speakers) & set(b.test.speakers)

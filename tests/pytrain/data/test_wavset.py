@@ -62,7 +62,8 @@ def leftovers(parent: Path) -> list[str]:
 def test_flat_layout_speaker_split(tmp_path, capsys):
     root, out = make_flat(tmp_path / "wavs"), tmp_path / "ds"
     assert main(["data", "wav", "--root", str(root), "--out", str(out)]) == 0
-    summary = capsys.readouterr().out
+    announce, summary = capsys.readouterr().out.splitlines()
+    assert announce == "recordings at 16000 Hz; front end: 16000 Hz, 32 channels, centres 100..7000 Hz (ERB-spaced, Q 4), 1 ms steps"
     meta = read_meta(out)
     assert meta.classes == ["down", "up", "yes"] and meta.n_channels == 32
     assert meta.duration_s == 0.35  # 0.3451 s rounded up to 10 ms
@@ -146,7 +147,7 @@ def test_no_wav_files(tmp_path, capsys):
     (tmp_path / "wavs").mkdir()
     (tmp_path / "wavs" / "notes.txt").write_text("hello")
     out = tmp_path / "ds"
-    expect_user_error(["data", "wav", "--root", str(tmp_path / "wavs"), "--out", str(out)], capsys, "no .wav files")
+    expect_user_error(["data", "wav", "--root", str(tmp_path / "wavs"), "--out", str(out)], capsys, "no audio files (.wav, .flac, .ogg)")
     assert not out.exists()
 
 
@@ -154,7 +155,7 @@ def test_unreadable_wav_leaves_nothing(tmp_path, capsys):
     root = make_flat(tmp_path / "wavs", per_speaker=1)
     (root / "yes_erin_7.wav").write_bytes(b"RIFF not really a wave file")
     out = tmp_path / "ds"
-    expect_user_error(["data", "wav", "--root", str(root), "--out", str(out)], capsys, "yes_erin_7.wav", "not a readable WAV")
+    expect_user_error(["data", "wav", "--root", str(root), "--out", str(out)], capsys, "yes_erin_7.wav", "not a readable audio file")
     assert not out.exists() and leftovers(tmp_path) == []
 
 
@@ -170,7 +171,7 @@ def test_empty_class_folder(tmp_path, capsys):
     root = make_folders(tmp_path / "wavs")
     (root / "left").mkdir()
     out = tmp_path / "ds"
-    expect_user_error(["data", "wav", "--root", str(root), "--out", str(out)], capsys, "left", "no .wav files")
+    expect_user_error(["data", "wav", "--root", str(root), "--out", str(out)], capsys, "left", "no audio files (.wav, .flac, .ogg)")
     assert not out.exists()
 
 

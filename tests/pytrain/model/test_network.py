@@ -111,3 +111,21 @@ def test_batchnorm_fold_of_a_trained_model_matches_linear_plus_bn():
     with torch.no_grad():
         expected = layer.bn.double()(layer.fc.double()(xin))
     torch.testing.assert_close(xin @ w.T + b, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_active_steps_and_the_active_mean_score():
+    from pytrain.model.network import active_steps, readout_score
+
+    x = torch.zeros(10, 3, 4)
+    x[2:5, 0] = 4.0  # 3 loud steps
+    x[6, 0] = 0.5  # below a quarter of the loudest: silence
+    x[:, 1] = 1.0  # all steps equally active
+    assert active_steps(x).tolist() == [3.0, 10.0, 10.0]  # an all-silent sample counts every step
+    readout = torch.randn(10, 3, 5)
+    mean = readout_score(readout, "mean_logits")
+    active = readout_score(readout, "active_mean", active_steps(x))
+    assert torch.allclose(active, readout.sum(0) / torch.tensor([3.0, 10.0, 10.0]).unsqueeze(1))
+    # a positive scale per sample: the same argmax as the time-summed readout, the integer model's rule
+    assert torch.equal(active.argmax(-1), readout.sum(0).argmax(-1)) and torch.equal(mean.argmax(-1), active.argmax(-1))
+    with pytest.raises(ValueError):
+        readout_score(readout, "active_mean")

@@ -124,3 +124,41 @@ def test_corrupt_or_missing_model_file_is_a_one_line_error(toy, tmp_path):
     _assert_one_line_error(_cli(["eval", str(run), "--data", str(toy)]), "model.pt")
     (run / "model.pt").write_bytes(b"not a model")
     _assert_one_line_error(_cli(["eval", str(run), "--data", str(toy)]), "model file")
+
+
+def test_steps_set_the_epochs_from_the_dataset_size(toy, tmp_path):
+    from pytrain.model.config import TrainConfig
+    from pytrain.training.loop import batches_per_epoch, planned_epochs
+
+    assert batches_per_epoch(86, 8) == 11 and batches_per_epoch(86, 8, world_size=2) == 6
+    tc = TrainConfig(epochs=7, steps=100)
+    assert planned_epochs(tc, None, 11) == 10 and planned_epochs(tc, None, 50) == 2 and planned_epochs(tc, 3, 11) == 3
+    assert planned_epochs(TrainConfig(epochs=7), None, 11) == 7
+
+    m = train(_opts(toy, tmp_path / "r", epochs=None, overrides={"steps": 25, "batch_size": 8}))
+    n_train = m["data"]["n_train"]
+    per_epoch = -(-n_train // 8)
+    assert m["epochs"] == -(-25 // per_epoch) and m["optimizer_steps"] == m["epochs"] * per_epoch
+    # accuracy on the un-augmented training clips is recorded beside the test accuracy
+    assert 0 <= m["train_correct"] <= n_train and m["train_acc"] == m["train_correct"] / n_train
+
+
+def test_augmented_training_is_deterministic(toy, tmp_path):
+    aug = {"aug_speed": 0.2, "aug_warp": 0.1, "aug_shift": 3, "aug_thin": 0.2, "aug_noise": 0.1, "aug_mask": 2,
+           "channel_shift": 1}
+    a = train(_opts(toy, tmp_path / "a", overrides=aug))
+    b = train(_opts(toy, tmp_path / "b", overrides=aug))
+    plain = train(_opts(toy, tmp_path / "c"))
+    assert a["history"] == b["history"] != plain["history"]
+    with pytest.raises(Exception, match="warp"):
+        train(_opts(toy, tmp_path / "d", overrides={"aug_warp": 2.0}))
+
+
+def test_cli_steps_and_no_augment(toy, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "edge", "--data", str(toy), "--out", str(run), "--steps", "3",
+                 "--no-augment", "--no-progress"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    rec = torch.load(run / "model.pt", weights_only=True)
+    assert metrics["optimizer_steps"] >= 3 and rec["train_config"]["aug_speed"] == 0
+    assert rec["train_config"]["channel_shift"] == 0 and rec["config"]["loss"] == "active_mean"
