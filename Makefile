@@ -46,6 +46,7 @@ test-slow: install system-deps
 bench: install
 	$(BIN)/delrec-edge bench-train --preset shd
 	$(BIN)/delrec-edge bench-frontend
+	$(BIN)/delrec-edge bench-density
 	@if [ -f $(RUN)/model.int.npz ]; then $(BIN)/delrec-edge bench-infer $(RUN); \
 	  else echo "bench-infer skipped: no $(RUN)/model.int.npz (run 'make demo' first)"; fi
 

@@ -29,7 +29,7 @@ from ..common.version import __version__
 from ..integer.network import MAX_COUNT, SPEC_VERSION, IntNetwork
 from .plan import ConstArray, Plan, make_plan
 
-RUNTIME_FILES = ("delrec_runtime.h", "delrec_kernels.inc")
+RUNTIME_FILES = ("delrec_runtime.h", "delrec_kernels.inc", "delrec_packed.inc", "delrec_matrix.inc")
 VALUES_PER_LINE = 16
 TEMPLATES = ("codegen.generator",)  # packages whose templates/ folder a render searches, first match wins
 
@@ -77,10 +77,11 @@ class _ArrayView:
     what: str
     body: str
     kernels: str
+    aligned: bool
 
 
 def _array_view(a: ConstArray) -> _ArrayView:
-    return _ArrayView(a.name, a.ctype, int(a.values.size), a.what, c_array_body(a.values), a.kernels)
+    return _ArrayView(a.name, a.ctype, int(a.values.size), a.what, c_array_body(a.values), a.kernels, a.aligned)
 
 
 def _context(plan: Plan) -> dict:

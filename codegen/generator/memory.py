@@ -19,6 +19,14 @@ from .plan import LIF_PARAMS_BYTES, Plan
 CODE_TARGET = ("cortex-m4", ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-Os"])
 
 
+def _matrix_info(m) -> dict:
+    """How one weight matrix is stored and summed (see codegen/generator/plan.py)."""
+    int8_bytes = m.n_in * m.cols if m.suffix == "i4" else None  # the same rows, padded alike, one byte a weight
+    return {"name": m.name, "format": {"i4": "int4, two per byte", "i8": "int8", "i16": "int16"}[m.suffix],
+            "rows": m.n_in, "columns": m.cols, "packing": m.packing.kind, "packing_note": m.packing.describe(),
+            "packed_limit": m.packing.limit, "bound": m.packing.bound, "int8_bytes": int8_bytes}
+
+
 def _layer_rows(plan: Plan) -> list[dict]:
     rows = []
     for layer in plan.layers:
@@ -40,6 +48,7 @@ def _layer_rows(plan: Plan) -> list[dict]:
                 "delay_ring": state.get(f"ring{i}", 0),
                 "ring_index": state.get(f"head{i}", 0),
             },
+            "matrices": [_matrix_info(m) for m in (layer.matrix, layer.recurrence and layer.recurrence.matrix) if m],
         })
     ro = plan.readout
     arrays = {a.name: a.nbytes for a in ro.arrays}
@@ -49,6 +58,7 @@ def _layer_rows(plan: Plan) -> list[dict]:
         "flash": {"weights": arrays["ro_w"], "bias": arrays["ro_b"], "recurrent_weights": 0, "delay_tables": 0,
                   "constants": 0},
         "ram": {"membranes": state["u"], "spikes": 0, "delay_ring": 0, "ring_index": 0, "scores": state["score"]},
+        "matrices": [_matrix_info(ro.matrix)],
     })
     for row in rows:
         row["flash"]["total"] = sum(row["flash"].values())
@@ -117,8 +127,15 @@ def memory_report(plan: Plan, files: dict[str, str] | None = None) -> dict:
     class_names = sum(len(n) + 1 for n in names) + 4 * plan.n_classes  # strings + pointer table (32-bit target)
     code = measure_code(files, plan.prefix) if files is not None else None
     flash_data = sum(r["flash"]["total"] for r in rows) + class_names
+    matrices = [m for r in rows for m in r["matrices"]]
+    packed4 = [m for m in matrices if m["int8_bytes"] is not None]
+    int4 = None
+    if packed4:
+        stored = sum(a.nbytes for a in plan.arrays if a.name in {m["name"] for m in packed4})
+        int4 = {"bytes": stored, "int8_bytes": sum(m["int8_bytes"] for m in packed4)}
     return {
         "prefix": plan.prefix,
+        "int4_packed": int4,
         "model_sha256": plan.model_sha256,
         "rows": rows,
         "flash": {
@@ -134,12 +151,15 @@ def memory_report(plan: Plan, files: dict[str, str] | None = None) -> dict:
         },
         "notes": [
             "bytes, for the default (event-driven) kernels; flash data counts every static const array plus the class-name table (4-byte pointers)",
-            "RAM is the caller-owned state struct; step_stack_scratch is the size of the step's scratch arrays, "
-            "computed from the plan, a lower bound of its stack",
+            "RAM is the caller-owned state struct; step_stack_scratch is the size of the step's scratch arrays as "
+            "the plan declares them (a formula: the compiler may keep some in registers)",
             "code.stack_step / stack_classify: the deepest stack of one call by gcc's static call-graph analysis "
             "(-fcallgraph-info=su, Cortex-M4, -Os), C library callees (memset, memcpy) counted as 0; "
             "the firmware measures the stack of every step by painting (firmware run)",
             "code: measured with arm-none-eabi-gcc when installed (Cortex-M4, -Os), else null",
+            "matrices: storage and packing of every weight matrix; packing 'static' sums in 16-bit lanes for every "
+            "input, 'dynamic' while the step's input total is <= packed_limit, 'none' in 32 bits; int4_packed: "
+            "the bytes of the int4 matrices and what they would take as int8 (same padding)",
         ],
     }
 
@@ -164,6 +184,13 @@ def format_report(report: dict) -> str:
         out.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
     ram = report["ram"]
     code = report["flash"]["code"]
+    for r in report["rows"]:
+        for m in r["matrices"]:
+            out.append(f"{r['name']} {m['name']}: {m['format']}, {m['rows']} x {m['columns']} columns; {m['packing_note']}")
+    if report.get("int4_packed"):
+        p = report["int4_packed"]
+        out.append(f"int4 weights packed two per byte: {p['bytes']} B ({p['int8_bytes']} B as int8, "
+                   f"{100 * p['bytes'] / p['int8_bytes']:.0f} %)")
     out.append(f"state struct {ram['state_struct']} B (delay rings {ram['delay_rings']} B), "
                f"class names {report['flash']['class_names']} B")
     if code is None:

@@ -7,7 +7,11 @@ Layouts (the ones the runtime, ``codegen/generator/runtime/delrec_runtime.h``, d
 
 * Spike vectors are bit-packed into ``uint32_t`` words: ``words(n) = ceil(n / 32)``.
 * Weight matrices are stored input-major (the transpose of the model file's ``(N, N_in)``), so the fan-out
-  of one input is contiguous and an event-driven kernel adds one column per spike.
+  of one input is contiguous and an event-driven kernel adds one row per spike. int8 rows are padded with
+  zero weights to a multiple of 8 columns; int4 weights are packed two per byte in offset binary
+  (``weight + 8``, even neuron in the low nibble), rows padded to a multiple of 8 columns (4 bytes); int16
+  rows are not padded. Every matrix records whether its sums may be packed in 16-bit lanes
+  (:func:`codegen.integer.overflow.packing`).
 * Conv kernels keep the model file's ``[c_out][c_in][k]`` order; taps kernels ``[lag-1][c_out][c_in][k]``.
 * The spike ring of a recurrent layer has ``L`` slots (:func:`codegen.integer.refmodel.ring_length`); neuron ``j``
   with delay ``d_j`` reads slot ``head + offset_j (mod L)`` with ``offset_j = L - 1 - d_j``.
@@ -22,9 +26,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..integer.fixedpoint import int_range, round_half_up
+from ..integer.fixedpoint import int_range, reduced_leak, round_half_up
 from ..integer.modelfile import network_digest
 from ..integer.network import IntLayer, IntNetwork, IntRecurrence
+from ..integer.network import MAX_COUNT
+from ..integer.overflow import Packing, packing
 from ..integer.overflow import check as overflow_check
 from ..integer.refmodel import ring_length
 from ..integer.validate import validate_network
@@ -72,8 +78,15 @@ def words(n: int) -> int:
 
 
 def weight_ctype(bits: int) -> tuple[str, str]:
-    """(C type, kernel suffix) of a weight tensor with ``bits``-bit values."""
+    """(C type, kernel suffix) of a small weight tensor (conv and taps kernels) with ``bits``-bit values."""
     return ("int8_t", "i8") if bits <= 8 else ("int16_t", "i16")
+
+
+def matrix_ctype(bits: int) -> tuple[str, str]:
+    """(C type, kernel suffix) of a weight matrix: int4 packed two per byte, int8, int16."""
+    if bits <= 4:
+        return "uint8_t", "i4"
+    return weight_ctype(bits)
 
 
 def membrane_ctype(state_bits: int) -> tuple[str, str]:
@@ -93,6 +106,7 @@ class ConstArray:
     values: np.ndarray  # 1-D, already in C order
     what: str  # comment: what it holds and its layout
     kernels: str = "both"  # "event" / "reference": only in builds with that kernel set (DELREC_REFERENCE_KERNELS)
+    aligned: bool = False  # a weight matrix: aligned for the word-wide kernels
 
     @property
     def nbytes(self) -> int:
@@ -118,6 +132,25 @@ class StateField:
 
 
 @dataclass(frozen=True)
+class MatrixPlan:
+    """How one weight matrix (N, N_in) is stored and summed: the array, its row stride in array elements, its
+    columns (padded neurons) and the packing of its sums."""
+
+    name: str  # array name without the prefix: "l0_w"
+    suffix: str  # kernel suffix: "i4", "i8", "i16"
+    n: int
+    n_in: int
+    stride: int
+    cols: int
+    packing: Packing
+    weight_bits: int
+
+    @property
+    def limit(self) -> int:
+        return self.packing.limit
+
+
+@dataclass(frozen=True)
 class RecurrencePlan:
     kind: str  # "conv", "dense" or "taps" (conv-nodelay is a conv whose every delay is 0)
     variant: str
@@ -134,6 +167,14 @@ class RecurrencePlan:
     tap_stride: int = 0  # taps: elements per lag kernel
     min_delay: int = 0
     max_delay: int = 0
+    matrix: MatrixPlan | None = None  # dense: the recurrent weight matrix
+    # conv / taps: the event kernels add the taps straight into the feed-forward accumulator. With g the smaller
+    # of ff_shift and rec_shift, the current (acc << ff_shift) + (rec << rec_shift) is
+    # ((acc << (ff_shift - g)) + (rec << (rec_shift - g))) << g: the feed-forward sums are stored times
+    # acc_out_scale, the taps added times acc_scale, and the LIF multiplies by cur_scale (0: not merged)
+    acc_scale: int = 0
+    acc_out_scale: int = 1
+    cur_scale: int = 0
 
 
 @dataclass(frozen=True)
@@ -161,6 +202,15 @@ class LayerPlan:
     last_word: int  # index of the last spike word (of a vector, and of each ring slot)
     tail_mask: str  # C literal of the bits of the last spike word that hold neurons; "" when all 32 do
     membrane_in_range_check: bool  # the membrane is narrower than its C container, so out-of-range values exist
+    matrix: MatrixPlan | None = None  # the feed-forward weight matrix
+
+    @property
+    def regions(self) -> dict[str, str]:
+        """Names of this layer's profile regions (``/* region: NAME */`` in the step function)."""
+        i = self.index
+        ff = f"layer {i} {'input counts' if self.counts_input else 'spikes'}"
+        return {"ff": ff, "gather": f"layer {i} delay ring", "recurrence": f"layer {i} recurrence",
+                "lif": f"layer {i} LIF"}
 
     @property
     def describe(self) -> str:
@@ -188,6 +238,10 @@ class ReadoutPlan:
     leak_shift: int
     arrays: tuple[ConstArray, ...]
     state: tuple[StateField, ...]
+    matrix: MatrixPlan | None = None
+
+
+READOUT_REGIONS = {"accumulate": "readout spikes", "update": "readout update"}
 
 
 @dataclass(frozen=True)
@@ -201,9 +255,21 @@ class Plan:
     classes: tuple[str, ...]
     layers: tuple[LayerPlan, ...]
     readout: ReadoutPlan
-    max_n: int  # largest layer (or class count): the int32 scratch accumulators
+    max_n: int  # largest layer (or class count)
     max_words: int
+    max_cols: int = 0  # most columns of any matrix (padding included): the int32 scratch accumulators
+    max_n_in: int = 0  # most inputs of any matrix: the event list scratch
     meta: dict = field(default_factory=dict)
+
+    @property
+    def regions(self) -> list[str]:
+        """Every profile region of the step function, in the order it runs."""
+        out: list[str] = []
+        for layer in self.layers:
+            r = layer.regions
+            keys = ["ff", "gather", "recurrence", "lif"] if layer.recurrence is not None else ["ff", "lif"]
+            out += [r[k] for k in keys]
+        return out + list(READOUT_REGIONS.values())
 
     @property
     def state_fields(self) -> tuple[StateField, ...]:
@@ -233,14 +299,58 @@ class Plan:
         return (*out, *self.readout.arrays)
 
     @property
+    def event_capacity(self) -> int:
+        """Entries of the event list: every input of any matrix, and twice the input channels (the DSP kernels
+        repeat an input count as events while they fit)."""
+        return max(self.max_n_in, 2 * self.n_inputs)
+
+    @property
+    def matrices(self) -> tuple[MatrixPlan, ...]:
+        out = [layer.matrix for layer in self.layers]
+        out += [layer.recurrence.matrix for layer in self.layers if layer.recurrence and layer.recurrence.matrix]
+        return tuple(m for m in (*out, self.readout.matrix) if m is not None)
+
+    @property
     def scratch_bytes(self) -> int:
-        """Stack used by the step function's scratch: two int32 accumulators and one spike vector."""
-        return 2 * 4 * self.max_n + 4 * self.max_words
+        """Stack used by the step function's scratch: two int32 accumulators, one spike vector, the event
+        list (row offsets and counts)."""
+        return 2 * 4 * self.max_cols + 4 * self.max_words + 4 * self.event_capacity + self.n_inputs
 
 
 def _transposed(weight: np.ndarray) -> np.ndarray:
     """(N, N_in) -> input-major flat array: element ``j * N + i`` is ``weight[i, j]``."""
     return np.ascontiguousarray(np.asarray(weight).T).reshape(-1)
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def _matrix(weight: np.ndarray, bits: int, name: str, what: str, max_input: int) -> tuple[MatrixPlan, ConstArray]:
+    """The stored form of ``weight`` (N, N_in) (see the module docstring) and its plan."""
+    w = np.asarray(weight, dtype=np.int64)
+    n, n_in = w.shape
+    ctype, suffix = matrix_ctype(bits)
+    if suffix == "i16":
+        cols = stride = n
+        values = _transposed(w)
+        layout = f"input-major [{n_in}][{n}]"
+    else:
+        cols = _round_up(n, 8)
+        padded = np.zeros((n_in, cols), dtype=np.int64)
+        padded[:, :n] = w.T
+        if suffix == "i8":
+            stride, values = cols, padded.reshape(-1)
+            layout = f"input-major [{n_in}][{cols}], {cols - n} zero columns of padding" if cols > n else \
+                f"input-major [{n_in}][{n}]"
+        else:
+            nibbles = padded + 8  # offset binary; the padding holds weight 0
+            stride = cols // 2
+            values = (nibbles[:, 0::2] | (nibbles[:, 1::2] << 4)).reshape(-1)
+            layout = (f"int4 packed two per byte (weight + 8, even neuron in the low nibble), input-major "
+                      f"[{n_in}][{stride} bytes]")
+    plan = MatrixPlan(name, suffix, n, n_in, stride, cols, packing(w, max_input, bits), bits)
+    return plan, ConstArray(name, ctype, values, f"{what}, {layout}; {plan.packing.describe()}", aligned=True)
 
 
 def _recurrence_plan(rec: IntRecurrence, layer: IntLayer, i: int) -> tuple[RecurrencePlan, list[ConstArray]]:
@@ -260,9 +370,9 @@ def _recurrence_plan(rec: IntRecurrence, layer: IntLayer, i: int) -> tuple[Recur
     lags = (1 + int(delays[0]),) if uniform else ()
     common = dict(lags=lags, gather=not uniform, min_delay=int(delays.min()), max_delay=int(delays.max()))
     if rec.variant == "dense":
-        plan = RecurrencePlan("dense", rec.variant, wtype, wsuf, scale, slots, **common)
-        arrays.append(ConstArray(f"l{i}_r", wtype, _transposed(rec.weight),
-                                 f"layer {i} recurrent weights, input-major [{layer.n}][{layer.n}]"))
+        matrix, array = _matrix(rec.weight, rec.weight_bits, f"l{i}_r", f"layer {i} recurrent weights", 1)
+        plan = RecurrencePlan("dense", rec.variant, array.ctype, matrix.suffix, scale, slots, **common, matrix=matrix)
+        arrays.append(array)
     else:
         c, _, k = rec.weight.shape
         plan = RecurrencePlan("conv", rec.variant, wtype, wsuf, scale, slots, c, k, layer.n // c, **common)
@@ -287,11 +397,11 @@ def _recurrence_plan(rec: IntRecurrence, layer: IntLayer, i: int) -> tuple[Recur
 
 
 def _layer_plan(layer: IntLayer, i: int) -> LayerPlan:
-    wtype, wsuf = weight_ctype(layer.weight_bits)
     vtype, vsuf = membrane_ctype(layer.state_bits)
+    matrix, weights = _matrix(layer.weight, layer.weight_bits, f"l{i}_w", f"layer {i} feed-forward weights",
+                              MAX_COUNT if i == 0 else 1)
     arrays = [
-        ConstArray(f"l{i}_w", wtype, _transposed(layer.weight),
-                   f"layer {i} feed-forward weights, input-major [{layer.n_in}][{layer.n}]"),
+        weights,
         ConstArray(f"l{i}_b", "int32_t", np.asarray(layer.bias), f"layer {i} bias at the membrane scale"),
     ]
     state = [
@@ -301,6 +411,10 @@ def _layer_plan(layer: IntLayer, i: int) -> LayerPlan:
     rec = None
     if layer.recurrence is not None:
         rec, rec_arrays = _recurrence_plan(layer.recurrence, layer, i)
+        if rec.kind != "dense":
+            g = min(layer.ff_shift, layer.rec_shift)
+            rec = dataclasses.replace(rec, acc_scale=1 << (layer.rec_shift - g), acc_out_scale=1 << (layer.ff_shift - g),
+                                      cur_scale=1 << g)
         arrays += rec_arrays
         state += [
             StateField(f"ring{i}", "uint32_t", rec.slots * words(layer.n),
@@ -308,14 +422,15 @@ def _layer_plan(layer: IntLayer, i: int) -> LayerPlan:
             StateField(f"head{i}", "uint32_t", 0, f"layer {i} ring slot the next step writes, 0..{rec.slots - 1}"),
         ]
     lo, hi = int_range(layer.state_bits)
+    leak_mul, leak_shift = reduced_leak(int(layer.leak_mul), int(layer.leak_shift))  # same values, smaller product
     return LayerPlan(
         index=i, n=layer.n, n_in=layer.n_in, words=words(layer.n), counts_input=i == 0,
-        weight_type=wtype, weight_suffix=wsuf, membrane_type=vtype, membrane_suffix=vsuf,
-        ff_scale=1 << layer.ff_shift, leak_mul=int(layer.leak_mul), leak_shift=int(layer.leak_shift),
+        weight_type=weights.ctype, weight_suffix=matrix.suffix, membrane_type=vtype, membrane_suffix=vsuf,
+        ff_scale=1 << layer.ff_shift, leak_mul=leak_mul, leak_shift=leak_shift,
         v_min=lo, v_max=hi, threshold=int(layer.threshold), subtract=int(layer.reset == "subtract"),
         recurrence=rec, arrays=tuple(arrays), state=tuple(state), last_word=words(layer.n) - 1,
         tail_mask=f"0x{(1 << (layer.n % 32)) - 1:08x}u" if layer.n % 32 else "",
-        membrane_in_range_check=layer.state_bits not in (16, 32),
+        membrane_in_range_check=layer.state_bits not in (16, 32), matrix=matrix,
     )
 
 
@@ -330,24 +445,28 @@ def make_plan(net: IntNetwork, prefix: str = "model", max_steps: int = 1 << 20) 
     overflow_check(net, max_steps=max_steps)
     layers = tuple(_layer_plan(layer, i) for i, layer in enumerate(net.layers))
     ro = net.readout
-    wtype, wsuf = weight_ctype(ro.weight_bits)
     k = net.n_classes
+    matrix, weights = _matrix(ro.weight, ro.weight_bits, "ro_w", "readout weights", 1)
+    ro_mul, ro_shift = reduced_leak(int(ro.leak_mul), int(ro.leak_shift))
     readout = ReadoutPlan(
-        n=k, n_in=int(ro.weight.shape[1]), weight_type=wtype, weight_suffix=wsuf, out_scale=1 << ro.out_shift,
-        leak_mul=int(ro.leak_mul), leak_shift=int(ro.leak_shift),
+        n=k, n_in=int(ro.weight.shape[1]), weight_type=weights.ctype, weight_suffix=matrix.suffix,
+        out_scale=1 << ro.out_shift, leak_mul=ro_mul, leak_shift=ro_shift,
         arrays=(
-            ConstArray("ro_w", wtype, _transposed(ro.weight), f"readout weights, input-major [{ro.weight.shape[1]}][{k}]"),
+            weights,
             ConstArray("ro_b", "int32_t", np.asarray(ro.bias), "readout bias at the readout scale"),
         ),
         state=(
             StateField("score", "int64_t", k, "class scores: running sum of u over the sample (saturating)"),
             StateField("u", "int32_t", k, "readout state (leaky integrator, saturated to int32)"),
         ),
+        matrix=matrix,
     )
     bin_us = int(round_half_up(net.bin_ms * 1000))  # the project's one rounding rule, even for a macro
-    return Plan(
+    plan = Plan(
         prefix=prefix, macro=prefix.upper(), model_sha256=network_digest(net), n_inputs=net.n_inputs, n_classes=k,
         bin_us=bin_us, classes=tuple(net.classes), layers=layers, readout=readout,
         max_n=max([layer.n for layer in layers] + [k]), max_words=max(layer.words for layer in layers),
         meta=dict(net.meta),
     )
+    return dataclasses.replace(plan, max_cols=max([plan.max_n] + [m.cols for m in plan.matrices]),
+                               max_n_in=max(m.n_in for m in plan.matrices))

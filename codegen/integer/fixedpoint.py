@@ -150,6 +150,24 @@ def leak_parameters(beta: float, shift: int = LEAK_SHIFT) -> tuple[int, int]:
     return int(round_half_up(beta * 2.0**shift)), shift
 
 
+def reduced_leak(multiplier: int, shift: int) -> tuple[int, int]:
+    r"""The same leak with the common factors of two of ``m`` and :math:`2^k` removed: equal results for every
+    membrane, and the smallest product.
+
+    For :math:`m = 2m'`, :math:`k = k' + 1`: :math:`(2m'v + 2^{k'}) \gg (k'+1) = (m'v + 2^{k'-1}) \gg k'` for
+    :math:`k' \ge 1`, and :math:`(2m'v + 1) \gg 1 = m'v` for :math:`k' = 0`; :math:`m = 0` leaks every value to 0
+    whatever :math:`k`. So :math:`m = 2^k` (no decay) becomes :math:`(1, 0)`, and the reduced multiplier is odd
+    (or :math:`k = 0`): below :math:`2^{15}`, it fits a signed 16-bit multiplier.
+    """
+    if not 0 <= multiplier <= (1 << shift):
+        raise ValueError(f"leak multiplier must be in 0..2**{shift}, got {multiplier}")
+    if multiplier == 0:
+        return 0, 0
+    while shift > 0 and multiplier % 2 == 0:
+        multiplier, shift = multiplier // 2, shift - 1
+    return multiplier, shift
+
+
 def leak(v, multiplier: int, shift: int, product_bits: int = ACC_BITS) -> np.ndarray:
     """:math:`\\mathrm{rshift}(v \\cdot m, k)`: the membrane after one step of decay.
 

@@ -193,6 +193,55 @@ def _readout_bounds(ro: IntReadout, max_in: int = 1) -> ReadoutBounds:
     return ReadoutBounds(_q("readout", "readout accumulator", acc_lo, acc_hi, ACC_BITS), drive, u)
 
 
+PACKED_BITS = 16  # lanes of the packed accumulation kernels
+PACKED_ALWAYS = 0xFFFFFFFF  # the limit of a matrix whose every input is proven safe
+
+
+@dataclass(frozen=True)
+class Packing:
+    """Whether the kernels may sum one weight matrix in 16-bit lanes, decided from the actual weights.
+
+    Lanes wrap modulo 2^16, so a lane is exact when the *final* sum fits int16, whatever the order of the
+    additions. ``bound`` is the largest reachable ``|acc|`` over every input (``max_input`` times the larger
+    of a row's positive and negative weight sums, as for the 32-bit check); when it fits, ``limit`` is
+    :data:`PACKED_ALWAYS`. Otherwise a step whose inputs add up to a total count ``C`` has ``|acc| <= C * M``
+    (``M`` the largest ``|weight|``), so the kernels pack while ``C <= limit = (2^15 - 1) // M`` and use
+    32-bit sums for that step beyond it. ``limit`` is 0 (never packed) for weights wider than 8 bits.
+    """
+
+    bound: int
+    max_abs: int
+    limit: int
+
+    @property
+    def kind(self) -> str:
+        if self.limit == PACKED_ALWAYS:
+            return "static"
+        return "dynamic" if self.limit else "none"
+
+    def describe(self) -> str:
+        if self.kind == "static":
+            return f"16-bit lanes, proven for every input (|acc| <= {self.bound})"
+        if self.kind == "dynamic":
+            return f"16-bit lanes while the step's input total <= {self.limit} (|w| <= {self.max_abs}), else 32-bit"
+        return "32-bit sums"
+
+
+def packing(weight: np.ndarray, max_input: int, weight_bits: int) -> Packing:
+    """The :class:`Packing` of ``weight`` (N, N_in) for inputs in ``0..max_input``."""
+    lo, hi = _row_extremes(np.asarray(weight), max_input)
+    bound = int(max([0, *(-x for x in lo), *hi]))
+    max_abs = int(np.max(np.abs(np.asarray(weight, dtype=np.int64)))) if np.size(weight) else 0
+    top = fx.int_range(PACKED_BITS)[1]
+    if weight_bits > 8:
+        limit = 0
+    elif bound <= top:
+        limit = PACKED_ALWAYS
+    else:
+        limit = top // max_abs
+    return Packing(bound, max_abs, limit)
+
+
 def analyse(net: IntNetwork, max_input: int = MAX_COUNT, max_steps: int | None = None) -> OverflowReport:
     """Worst-case ranges for ``net`` with input counts in ``0..max_input``; the score needs ``max_steps`` >= 1."""
     validate(net)

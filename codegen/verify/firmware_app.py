@@ -75,6 +75,7 @@ class Expected:
     readout: np.ndarray  # (N, K) final u
     scores: np.ndarray  # (N, K) int64
     events: np.ndarray  # (N,) synaptic events per sample: active presynaptic inputs times fan-out
+    kernel_events: dict  # ("ff", layer) / ("recurrence", layer) / ("readout",) -> (N,) events of that kernel
 
 
 def expected(net: IntNetwork, samples: np.ndarray) -> Expected:
@@ -89,7 +90,11 @@ def expected(net: IntNetwork, samples: np.ndarray) -> Expected:
     n, t_steps, _ = x.shape
     state = refmodel.initial_state(net, batch=n)
     h = np.full(n, FNV_INIT, dtype=np.uint64)
-    events = np.zeros(n, dtype=np.int64)
+    kernel = {("readout",): np.zeros(n, dtype=np.int64)}
+    for i, layer in enumerate(net.layers):
+        kernel[("ff", i)] = np.zeros(n, dtype=np.int64)
+        if layer.recurrence is not None:
+            kernel[("recurrence", i)] = np.zeros(n, dtype=np.int64)
     last = None
     for t in range(t_steps):
         tr = refmodel.step(net, state, x[:, t])
@@ -102,17 +107,18 @@ def expected(net: IntNetwork, samples: np.ndarray) -> Expected:
                 cols += [_pack(ring[s]) for s in range(ring.shape[0])]
                 cols.append(np.full((n, 1), (t + 1) % ring.shape[0], dtype=np.uint64))
             source = x[:, t] if i == 0 else tr.layers[i - 1].spikes
-            events += np.count_nonzero(source, axis=1) * layer.n
+            kernel[("ff", i)] += np.count_nonzero(source, axis=1) * layer.n
             if rec is not None:
-                events += _recurrent_events(rec, tr.layers[i].z, state.ring[i], t)
-        events += np.count_nonzero(tr.layers[-1].spikes, axis=1) * net.n_classes
+                kernel[("recurrence", i)] += _recurrent_events(rec, tr.layers[i].z, state.ring[i], t)
+        kernel[("readout",)] += np.count_nonzero(tr.layers[-1].spikes, axis=1) * net.n_classes
         score = state.score.astype(np.uint64)
         halves = np.stack([score & np.uint64(0xFFFFFFFF), score >> np.uint64(32)], axis=2)  # (B, K, 2)
         cols += [_u32(state.u), halves.reshape(n, -1)]  # per class: low word, then high word
         h = _fold(h, np.concatenate(cols, axis=1))
         last = tr
     scores = state.score.copy()
-    return Expected(h, refmodel.predictions_from(scores), last.u.copy(), scores, events)
+    events = np.sum(list(kernel.values()), axis=0)
+    return Expected(h, refmodel.predictions_from(scores), last.u.copy(), scores, events, kernel)
 
 
 def _recurrent_events(rec, z: np.ndarray, ring: np.ndarray, t: int) -> np.ndarray:

@@ -22,7 +22,7 @@ from ..common.atomic import os_error, write_bytes_atomic
 from ..common.errors import UserError
 from ..generator.emit import write_folder
 from ..generator.memory import memory_report
-from . import firmware_app
+from . import firmware_app, firmware_profile
 
 TARGETS = ("cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
 INSTALL_HINT = "install it with: apt-get install -y gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
@@ -111,16 +111,20 @@ def section_sizes(elf: Path) -> tuple[int, int, int, dict[str, int]]:
     return text, data, bss, sections
 
 
-def build(target: str, c_dir: Path, app_dir: Path, build_dir: Path, optimize: str = "-O2",
+def build(target: str, c_dir: Path | None, app_dir: Path, build_dir: Path, optimize: str = "-O2",
           reference_kernels: bool = False, flash_budget: int | None = None, ram_budget: int | None = None,
-          fw: Path | None = None) -> BuildResult:
-    """Cross-compile the parity app with the model in ``c_dir`` and the config in ``app_dir``."""
+          fw: Path | None = None, app: str = "parity", portable_kernels: bool = False) -> BuildResult:
+    """Cross-compile an app (the parity app by default) with the model in ``c_dir`` (if any) and the
+    configuration in ``app_dir``."""
     _check_target(target)
     check_tools(need_qemu=False)
-    args = [f"TARGET={target}", f"MODEL_DIR={Path(c_dir).resolve()}", f"APP_DIR={Path(app_dir).resolve()}",
+    args = [f"TARGET={target}", f"APP={app}", f"APP_DIR={Path(app_dir).resolve()}",
             f"BUILD_DIR={Path(build_dir).resolve()}", f"OPT={optimize}"]
-    if reference_kernels:
-        args.append("EXTRA_CFLAGS=-DDELREC_REFERENCE_KERNELS")
+    if c_dir is not None:
+        args.append(f"MODEL_DIR={Path(c_dir).resolve()}")
+    defines = ["-DDELREC_REFERENCE_KERNELS"] * reference_kernels + ["-DDELREC_PORTABLE_KERNELS"] * portable_kernels
+    if defines:
+        args.append("EXTRA_CFLAGS=" + " ".join(defines))
     if flash_budget is not None:
         args.append(f"FLASH_BUDGET={flash_budget}")
     if ram_budget is not None:
@@ -134,22 +138,33 @@ def build(target: str, c_dir: Path, app_dir: Path, build_dir: Path, optimize: st
     return BuildResult(target, elf, optimize, time.perf_counter() - t0, text, data, bss, sections)
 
 
-def run_qemu(target: str, elf: Path, timeout: int = 300, fw: Path | None = None) -> str:
-    """Run ``elf`` on the target's QEMU board with ``-icount shift=0``; its output (status 0 required)."""
-    check_tools(need_qemu=True)
+def qemu_command(target: str, elf: Path, fw: Path | None = None) -> list[str]:
+    """The QEMU command line that runs ``elf`` on the target's board with ``-icount shift=0``."""
     machine = target_info(target, fw).get("machine", "")
     if not machine:
         raise UserError(f"target {target} has no emulated board: it is built, not run")
-    cmd = ["qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none", "-serial", "none",
-           "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf)]
+    return ["qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none", "-serial", "none",
+            "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf)]
+
+
+def run_qemu(target: str, elf: Path, timeout: int = 300, fw: Path | None = None,
+             code_map: firmware_profile.CodeMap | None = None) -> tuple[str, firmware_profile.TraceCounts | None]:
+    """Run ``elf`` on the target's QEMU board with ``-icount shift=0``: its output (status 0 required), and
+    with ``code_map`` the instructions it executed per profile region (:mod:`codegen.verify.firmware_profile`)."""
+    check_tools(need_qemu=True)
+    cmd = qemu_command(target, elf, fw)
+    counts = None
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        if code_map is None:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        else:
+            proc, counts = firmware_profile.run_traced(cmd, code_map, timeout=timeout * 20)
     except subprocess.TimeoutExpired:
         raise UserError(f"{target}: QEMU did not finish within {timeout} s") from None
     if proc.returncode != 0:
         raise UserError(f"{target}: the firmware exited with status {proc.returncode}: "
                         f"{_last_line(proc.stdout + proc.stderr)}")
-    return proc.stdout
+    return proc.stdout, counts
 
 
 # ------------------------------------------------------------------------------------------ parity run
@@ -179,6 +194,7 @@ class TargetReport:
     build_seconds: float
     run_seconds: float | None
     sections: dict[str, int] = field(default_factory=dict)
+    profile: dict | None = None  # firmware_profile.Profile.as_dict() when profiled
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -197,14 +213,26 @@ def stage_inputs(work: Path, plan, files: dict[str, str], samples: np.ndarray) -
     return c_dir, app_dir
 
 
+def kernel_events_per_step(plan, exp: firmware_app.Expected, steps: int) -> dict[str, float]:
+    """Synaptic events per step of each accumulating profile region of ``plan`` (mean over the samples)."""
+    names = {("readout",): "readout spikes"}
+    for layer in plan.layers:
+        names[("ff", layer.index)] = layer.regions["ff"]
+        names[("recurrence", layer.index)] = layer.regions["recurrence"]
+    return {names[k]: float(v.mean()) / steps for k, v in exp.kernel_events.items()}
+
+
 def target_parity(net, plan, files: dict[str, str], samples: np.ndarray, target: str, work: Path,
                   optimize: str = "-O2", reference_kernels: bool = False, flash_budget: int | None = None,
-                  ram_budget: int | None = None, fw: Path | None = None) -> TargetReport:
-    """Build the parity firmware for ``samples`` on ``target``, run it (if emulated) and compare everything."""
+                  ram_budget: int | None = None, fw: Path | None = None, profile: bool = False,
+                  portable_kernels: bool = False) -> TargetReport:
+    """Build the parity firmware for ``samples`` on ``target``, run it (if emulated) and compare everything;
+    with ``profile`` also count the instructions of every region of the step function exactly."""
     work = Path(work)
     c_dir, app_dir = stage_inputs(work, plan, files, samples)
     info = target_info(target, fw)
-    b = build(target, c_dir, app_dir, work / "build", optimize, reference_kernels, flash_budget, ram_budget, fw)
+    b = build(target, c_dir, app_dir, work / "build", optimize, reference_kernels, flash_budget, ram_budget, fw,
+              portable_kernels=portable_kernels)
     exp = firmware_app.expected(net, samples)
     mem = memory_report(plan)
     report = TargetReport(
@@ -217,7 +245,11 @@ def target_parity(net, plan, files: dict[str, str], samples: np.ndarray, target:
     if not report.machine:
         return report
     t0 = time.perf_counter()
-    text = run_qemu(target, b.elf, fw=fw)
+    cmap = None
+    if profile:
+        sources = {name: text for name, text in files.items() if name.endswith(".c")}
+        cmap = firmware_profile.code_map(b.elf, sources, c_dir, outside=(firmware_dir(fw), app_dir))
+    text, counts = run_qemu(target, b.elf, fw=fw, code_map=cmap)
     try:
         out = firmware_app.parse_output(text)
     except ValueError as exc:
@@ -233,6 +265,16 @@ def target_parity(net, plan, files: dict[str, str], samples: np.ndarray, target:
     report.stack_step_max = max(r.step_stack_max for r in out.results)
     if exp.events.mean() > 0:
         report.insns_per_synaptic_event = report.insns_per_inference / float(exp.events.mean())
+    if counts is not None:
+        # the app steps every sample twice: once step by step, once through classify (which may inline step)
+        calls = 2 * len(samples) * steps
+        entered = counts.entries.get(f"{plan.prefix}_step", 0)
+        if entered not in (calls, calls // 2):
+            raise UserError(f"{target}: the profile saw {entered} calls of {plan.prefix}_step, expected {calls} "
+                            f"or {calls // 2}")
+        prof = firmware_profile.make_profile(counts, plan.regions, calls,
+                                             kernel_events_per_step(plan, exp, samples.shape[1]))
+        report.profile = prof.as_dict()
     return report
 
 
@@ -259,3 +301,50 @@ def format_reports(reports: list[TargetReport]) -> str:
 def environment_ok() -> bool:
     """True when the cross toolchain and QEMU are installed (tests use this to decide, loudly)."""
     return not _missing_tools(need_qemu=True)
+
+
+def format_profiles(reports: list[TargetReport]) -> str:
+    """One table of the profiled reports: instructions per step by region (rows) and target (columns), with
+    instructions per synaptic event for the accumulating regions; empty if none was profiled."""
+    done = [r for r in reports if r.profile]
+    if not done:
+        return ""
+    names: list[str] = []
+    events: dict[str, float | None] = {}
+    for r in done:
+        for row in r.profile["regions"]:
+            if row["name"] not in names:
+                names.append(row["name"])
+            if row["events_per_step"]:
+                events[row["name"]] = row["events_per_step"]
+    head = ("region", "events/step", *[r.target for r in done])
+    rows = []
+    for name in names:
+        cells = []
+        for r in done:
+            row = next((x for x in r.profile["regions"] if x["name"] == name), None)
+            if row is None:
+                cells.append("-")
+            elif row["insns_per_event"] is not None:
+                cells.append(f"{row['insns_per_step']:,.0f} ({row['insns_per_event']:.2f}/ev)")
+            else:
+                cells.append(f"{row['insns_per_step']:,.0f}")
+        ev = events.get(name)
+        rows.append((name, "" if ev is None else f"{ev:,.1f}", *cells))
+    acc = [n for n in names if n in events]
+    per_acc = []
+    for r in done:
+        by = {x["name"]: x["insns_per_step"] for x in r.profile["regions"]}
+        total_events = sum(events[n] for n in acc)
+        per_acc.append(f"{sum(by.get(n, 0.0) for n in acc) / total_events:.2f}/ev" if total_events else "-")
+    rows.append(("accumulation kernels", f"{sum(events.values()):,.1f}", *per_acc))
+    rows.append(("total (profiled)", "", *[f"{r.profile['total_per_step']:,.0f}" for r in done]))
+    rows.append(("SysTick per step", "", *[f"{r.insns_per_step:,.0f}" for r in done]))
+    widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head))]
+    lines = ["profile: instructions per step by region (exact QEMU instruction counts from the execution log, "
+             "mean over every step call)"]
+    lines += ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+              for row in [head, *rows]]
+    lines.append("SysTick per step includes the timer reads around the call (about 30 instructions) and has a "
+                 "resolution of one tick")
+    return "\n".join(lines)

@@ -42,21 +42,31 @@ class BuildOptions:
     optimize: str = "-O2"
     reference_kernels: bool = False
     sanitize: bool = False
+    portable_kernels: bool = False  # the plain event kernels with 32-bit sums (-DDELREC_PORTABLE_KERNELS)
+    native: bool = False  # -march=native: the vector extensions of this host (benchmarks, not parity)
 
     @property
     def compile_flags(self) -> tuple[str, ...]:
         flags = [*STRICT_FLAGS, self.optimize, "-fPIC"]
         if self.reference_kernels:
             flags.append("-DDELREC_REFERENCE_KERNELS")
+        if self.portable_kernels:
+            flags.append("-DDELREC_PORTABLE_KERNELS")
+        if self.native:
+            flags.append("-march=native")
         if self.sanitize:
             flags += SANITIZE_FLAGS
         return tuple(flags)
 
     @property
+    def kernels(self) -> str:
+        """The kernel set: "reference", "portable" (event kernels, 32-bit sums) or "packed" (the default)."""
+        return "reference" if self.reference_kernels else "portable" if self.portable_kernels else "packed"
+
+    @property
     def label(self) -> str:
-        return "-".join(
-            [self.optimize.lstrip("-"), "ref" if self.reference_kernels else "event"] + (["asan"] if self.sanitize else [])
-        )
+        return "-".join([self.optimize.lstrip("-"), self.kernels] + (["native"] if self.native else [])
+                        + (["asan"] if self.sanitize else []))
 
 
 def cache_root() -> Path:

@@ -38,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", type=Path, help=".npy of input counts, (T, n_inputs)")
     p.add_argument("outputs", type=Path, help=".npz to write")
     p.add_argument("--reference-kernels", action="store_true", help="build with -DDELREC_REFERENCE_KERNELS")
+    p.add_argument("--portable-kernels", action="store_true", help="build with -DDELREC_PORTABLE_KERNELS")
     p.add_argument("--sanitize", action="store_true", help="build with the address and undefined-behaviour sanitizers")
     p.add_argument("--optimize", default="-O2", help="optimization flag, written --optimize=-O1 (default -O2)")
     return p
@@ -68,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.pop("LD_PRELOAD", None)
     from .hostbuild import BuildOptions
 
-    options = BuildOptions(optimize=args.optimize, reference_kernels=args.reference_kernels, sanitize=args.sanitize)
+    options = BuildOptions(optimize=args.optimize, reference_kernels=args.reference_kernels, sanitize=args.sanitize,
+                           portable_kernels=args.portable_kernels)
     inputs = np.load(args.inputs, allow_pickle=False)
     if inputs.ndim != 2:
         print(f"hostworker: inputs must be (T, n_inputs), got shape {inputs.shape}", file=sys.stderr)

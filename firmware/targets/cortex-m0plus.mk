@@ -1,13 +1,14 @@
-# Cortex-M0+ (ARMv6-M): compile and link only; QEMU has no Cortex-M0+ board.
-# Memory map: a generic small MCU, 256 KB flash at 0x00000000 and 32 KB SRAM at 0x20000000
-# (for example a SAMD21G18); change ld/generic-m0plus.ld to your part.
+# Cortex-M0+ code (ARMv6-M) on QEMU microbit: the BBC micro:bit's nRF51822 has a Cortex-M0, whose instruction set
+# the M0+ shares (ARMv6-M), 256 KB of flash at 0x00000000 and 16 KB of SRAM at 0x20000000.
+# QEMU's model gives the core the architectural SysTick on the 16 MHz system clock (the nRF51 silicon itself has
+# none: on hardware, time with TIMER0 or RTC instead); under -icount shift=0 one tick is 1e9 / 16e6 = 62.5
+# instructions, calibrated with app/calib.
 CPU                := cortex-m0plus
 CPU_FLAGS          := -mcpu=cortex-m0plus -mthumb -mfloat-abi=soft
 FPU                := none
 FLOAT_ABI          := soft
-MACHINE            :=
-BOARD              := generic-m0plus
-LDSCRIPT           := generic-m0plus.ld
-# No emulator: on hardware, SysTick on the processor clock counts core cycles (1 tick = 1 cycle).
-INSNS_PER_TICK_NUM := 1
-INSNS_PER_TICK_DEN := 1
+MACHINE            := microbit
+BOARD              := microbit
+LDSCRIPT           := microbit.ld
+INSNS_PER_TICK_NUM := 125
+INSNS_PER_TICK_DEN := 2

@@ -73,7 +73,7 @@ def _per_sample(fn, samples, repeats: int) -> float:
 
 
 def benchmark_run(run: Path, samples: int = 16, repeats: int = 3, data: str | None = None,
-                  data_root: str | None = None, optimize: str = "-O3") -> InferenceTiming:
+                  data_root: str | None = None, optimize: str = "-O3", native: bool = False) -> InferenceTiming:
     from codegen.integer import refmodel
     from codegen.verify.hostbuild import BuildOptions, build_host_model
     from pytrain.data.loader import load_data
@@ -91,8 +91,8 @@ def benchmark_run(run: Path, samples: int = 16, repeats: int = 3, data: str | No
                         f"the model {run} expects {net.n_inputs} and {net.n_classes}")
     x = bundle.test.x[:samples].numpy()
     plan, files = plan_and_render(net, "bench")
-    c_event = build_host_model(plan, files, BuildOptions(optimize=optimize, reference_kernels=False))
-    c_ref = build_host_model(plan, files, BuildOptions(optimize=optimize, reference_kernels=True))
+    c_event = build_host_model(plan, files, BuildOptions(optimize=optimize, reference_kernels=False, native=native))
+    c_ref = build_host_model(plan, files, BuildOptions(optimize=optimize, reference_kernels=True, native=native))
 
     floats = [torch.from_numpy(s).float()[:, None, :] for s in x]  # (T, 1, C)
     float_ms = {}

@@ -50,10 +50,30 @@ def register(sub) -> None:
     q.add_argument("--threads", type=int, default=1, help="torch intra-op threads (the C runs on one core)")
     q.add_argument("--optimize", default="-O3", type=opt_level, metavar="{O0,O1,O2,O3,Os}",
                    help="optimization level of the host C build")
+    q.add_argument("--native", action="store_true",
+                   help="build the C with -march=native (this host's vector extensions, e.g. AVX2)")
     q.add_argument("--data", default=None, help="dataset (default: the one each run was trained on)")
     q.add_argument("--data-root", default=None, help="folder holding SHD/ and SSC/")
     q.add_argument("--json", default=None, help="also write the rows to this JSON file")
     q.set_defaults(func=run_infer)
+
+    d = sub.add_parser(
+        "bench-density", help="instructions per step on emulated cores at several input densities, beside dense int8",
+        description=(
+            "Run a network of the SHD shape (140 -> 256 -> recurrent 256 -> 20, random integer weights) as generated "
+            "C on emulated Cortex-M cores at several input spike densities (bit-exact against the integer reference) "
+            "and print instructions per step beside a dense int8 evaluation of the same layers and the 760,814 "
+            "instructions per step another SNN code generator needs for this network on a Cortex-M4."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    d.add_argument("--densities", default="2,5,10,20,50", help="input densities in percent (comma list)")
+    d.add_argument("--targets", default="cortex-m4,cortex-m55", help="firmware targets (comma list)")
+    d.add_argument("--samples", type=int, default=2, help="random input samples per density")
+    d.add_argument("--steps", type=int, default=100, help="time steps per sample")
+    d.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+    d.add_argument("--json", type=Path, default=None, help="also write the rows to this JSON file")
+    d.set_defaults(func=run_density)
 
     b = sub.add_parser(
         "bench", help="the benchmark suite: every recurrent variant through the whole chain, side by side",
@@ -151,10 +171,11 @@ def run_infer(args) -> int:
 
         check_writable(args.json)
     torch.set_num_threads(args.threads)
-    rows = [benchmark_run(Path(r), args.samples, args.repeats, args.data, args.data_root, args.optimize)
+    rows = [benchmark_run(Path(r), args.samples, args.repeats, args.data, args.data_root, args.optimize, args.native)
             for r in args.runs]
     print(f"inference per sample, batch 1, {args.samples} test samples, best of {args.repeats} rounds, "
-          f"torch {args.threads} thread(s); C built with {args.optimize} on this host")
+          f"torch {args.threads} thread(s); C built with {args.optimize}{' -march=native' if args.native else ''} "
+          "on this host")
     print(format_table(rows))
     if args.json:
         from codegen.common.atomic import write_json_atomic
@@ -217,4 +238,42 @@ def run_accuracy(args) -> int:
     print(table)
     if args.markdown is not None:
         write_bytes_atomic(args.markdown, (table + "\n").encode("utf-8"))
+    return 0
+
+
+def run_density(args) -> int:
+    import sys
+
+    from codegen.common.errors import UserError
+    from codegen.verify.firmware_run import TARGETS, check_tools
+    from pytrain.bench.density import format_sweep, run_sweep
+
+    try:
+        densities = [float(v) / 100 for v in args.densities.split(",") if v]
+    except ValueError:
+        raise UserError("--densities takes percentages, e.g. 2,5,10") from None
+    if not densities or any(not 0 < d <= 1 for d in densities):
+        raise UserError("--densities must be percentages in (0, 100]")
+    targets = tuple(t for t in args.targets.split(",") if t)
+    if not targets or any(t not in TARGETS for t in targets):
+        raise UserError(f"--targets: choose from {', '.join(TARGETS)}")
+    if args.samples < 1 or args.steps < 1:
+        raise UserError("--samples and --steps must be at least 1")
+    check_tools(need_qemu=True)
+    if args.json:
+        from codegen.common.atomic import check_writable
+
+        check_writable(args.json)
+    rows, dense = run_sweep(densities, targets, args.samples, args.steps, args.seed,
+                            progress=lambda line: print(line, file=sys.stderr, flush=True))
+    print(format_sweep(rows, dense))
+    if args.json:
+        from codegen.common.atomic import write_json_atomic
+
+        write_json_atomic(args.json, {"rows": [r.as_dict() for r in rows], "dense": [d.as_dict() for d in dense],
+                                      "other_generator_m4": 760_814})
+    mismatched = [(r.density, t) for r in rows for t, v in r.bit_exact.items() if v != args.samples]
+    if mismatched:
+        raise UserError(f"the firmware differs from the integer reference at density {mismatched[0][0]:g} on "
+                        f"{mismatched[0][1]}")
     return 0

@@ -26,6 +26,8 @@ def _common(p, *, samples_default: int) -> None:
                    help="optimization level (also written --opt=-Os)")
     p.add_argument("--samples", type=int, default=samples_default, help="test samples embedded in the firmware")
     p.add_argument("--reference-kernels", action="store_true", help="build with the plain reference kernels")
+    p.add_argument("--portable-kernels", action="store_true",
+                   help="build with the portable event kernels (32-bit sums) instead of the core's DSP/Helium ones")
     p.add_argument("--flash-budget", type=int, default=None, help="fail the build above this many flash bytes")
     p.add_argument("--ram-budget", type=int, default=None, help="fail the build above this many RAM bytes")
     p.add_argument("--data", default=None, help="dataset for the samples (default: the one the run was trained on)")
@@ -33,6 +35,9 @@ def _common(p, *, samples_default: int) -> None:
     p.add_argument("--out", type=Path, default=None, help="work folder (default: RUN/firmware/<target><opt>)")
     p.add_argument("--firmware-dir", type=Path, default=None, help="the firmware/ folder of a delrec-edge checkout")
     p.add_argument("--json", type=Path, default=None, help="also write the report as JSON to this file")
+    p.add_argument("--profile", action="store_true",
+                   help="also split the instructions of a step by kernel (named regions of the step function), "
+                        "exactly, from QEMU's execution log and the image's debug info (slower run)")
 
 
 def register(sub) -> None:
@@ -90,7 +95,8 @@ def _one(args, target: str, run_dir, net, plan, files, x):
         work = Path(args.out) / f"{target}{args.opt}"
     check_writable(work, folder=True)
     return target_parity(net, plan, files, x, target, work, args.opt, args.reference_kernels, args.flash_budget,
-                         args.ram_budget, args.firmware_dir)
+                         args.ram_budget, args.firmware_dir, profile=getattr(args, "profile", False),
+                         portable_kernels=args.portable_kernels)
 
 
 def _work_dir(run: Path, target: str, optimize: str) -> Path:
@@ -109,6 +115,14 @@ def _write_json(path, reports) -> None:
                                    for r in reports])
 
 
+def _print_profiles(reports) -> None:
+    from codegen.verify.firmware_run import format_profiles
+
+    text = format_profiles(reports)
+    if text:
+        print(text)
+
+
 def run_build(args) -> int:
     from codegen.generator.memory import format_report, memory_report
     from codegen.verify.firmware_run import build, stage_inputs
@@ -118,7 +132,7 @@ def run_build(args) -> int:
     check_writable(work, folder=True)
     c_dir, app_dir = stage_inputs(work, plan, files, x)
     b = build(args.target, c_dir, app_dir, work / "build", args.opt, args.reference_kernels,
-              args.flash_budget, args.ram_budget, args.firmware_dir)
+              args.flash_budget, args.ram_budget, args.firmware_dir, portable_kernels=args.portable_kernels)
     print(f"built {b.elf} for {args.target} ({args.opt}, {len(x)} embedded samples) in {b.seconds:.1f} s")
     print(f"firmware image: flash {b.flash:,} B (text {b.text:,} + data {b.data:,}), RAM {b.ram:,} B "
           f"(data {b.data:,} + bss {b.bss:,})")
@@ -139,6 +153,7 @@ def run_run(args) -> int:
         return 0
     print(f"target parity ({args.target}, {r.machine}): bit-exact on {r.bit_exact}/{r.samples} samples")
     print(format_reports([r]))
+    _print_profiles([r])
     if r.bit_exact != r.samples:
         raise UserError(f"{args.target}: the firmware differs from the integer reference: {r.first_mismatch}")
     return 0
@@ -155,6 +170,7 @@ def run_report(args) -> int:
     run_dir, net, plan, files, x = _prepare(args)
     reports = [_one(args, t, run_dir, net, plan, files, x) for t in targets]
     print(format_reports(reports))
+    _print_profiles(reports)
     _write_json(args.json, reports)
     mismatched = [r for r in reports if r.bit_exact is not None and r.bit_exact != r.samples]
     if mismatched:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from codegen.integer.fixedpoint import int_range
@@ -102,3 +104,26 @@ def layered_network(
         classes=tuple(f"class{k}" for k in range(n_classes)),
         meta={"preset": "tiny", "source_checkpoint_sha256": "0" * 64, "seed": seed},
     )
+
+
+# (n0, n1, seed): partially used spike words, rows that are not whole blocks (ending 8, 16 or 24 columns after
+# the last 32); seeds whose weights keep both layers spiking
+WIDTH_PAIRS = ((31, 33, 31), (63, 65, 63), (100, 257, 100), (20, 88, 23))
+
+
+def width_model(n0: int, n1: int, bits: int, seed: int) -> IntNetwork:
+    """Two layers of ``n0`` and ``n1`` neurons (the second with a conv recurrence and per-neuron delays 0..4), 7
+    inputs, 3 classes, ``bits``-bit weights (8 or 4) chosen so that both layers spike on small input counts."""
+    net = tiny_network("conv", n_in=7, n=n0, n_layers=2, seed=seed, weight_bits=bits)
+    rng = np.random.default_rng(seed)
+    lo, hi = int_range(bits)
+    dtype = net.layers[1].weight.dtype
+    rec = net.layers[1].recurrence
+    layer1 = dataclasses.replace(
+        net.layers[1], weight=rng.integers(lo, hi, (n1, n0), endpoint=True).astype(dtype), bias=np.zeros(n1, np.int32),
+        threshold=60, leak_mul=1, leak_shift=1,
+        recurrence=dataclasses.replace(rec, weight=rec.weight[:1, :1], delays=rng.integers(0, 5, n1).astype(np.int32)),
+    )
+    layer0 = dataclasses.replace(net.layers[0], threshold=40, leak_mul=1, leak_shift=1, bias=np.zeros(n0, np.int32))
+    readout = dataclasses.replace(net.readout, weight=rng.integers(lo, hi, (3, n1), endpoint=True).astype(dtype))
+    return dataclasses.replace(net, layers=(layer0, layer1), readout=readout)

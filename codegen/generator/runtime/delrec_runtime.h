@@ -7,14 +7,20 @@
  * and the code generator refuses any model whose intermediates could leave these ranges
  * (codegen/integer/overflow.py). The header compiles as C99 and as C++ (extern "C" is the includer's).
  *
- * Kernel selection at compile time: the default kernels are event-driven (work proportional to the number
- * of input spikes); define DELREC_REFERENCE_KERNELS to use the plain nested-loop reference kernels
- * instead. Both give identical results bit for bit.
+ * Kernel selection at compile time, from the core's feature macros (all give identical results bit for bit):
+ *   DELREC_KERNELS_MVE   Cortex-M55 (__ARM_FEATURE_MVE): Helium kernels for the accumulations, the LIF update
+ *   DELREC_KERNELS_DSP   Cortex-M4/M7/M33 (__ARM_FEATURE_DSP): SIMD32 kernels (SXTAB16, SMLABB, SSAT, ...)
+ *   DELREC_KERNELS_PACKED_C  other than Arm (hosts): portable C, event-driven, with 16-bit packed partial sums
+ *                        where they are proven exact (vectorised by the compiler)
+ *   otherwise            (Cortex-M0+, M3) the portable event-driven kernels with 32-bit sums
+ * A build forces the plain event-driven kernels with 32-bit sums (DELREC_PORTABLE_KERNELS) or the nested-loop
+ * reference kernels (DELREC_REFERENCE_KERNELS). The Arm kernels need GCC or clang (ACLE intrinsics, inline
+ * assembly) and an optimised build (-O1 and up, -Os); other builds get the portable kernels.
  *
  * Layouts:
  *   spike vectors   bit j of word j / 32 (uint32_t words, unused high bits are zero)
- *   weight matrix   input-major: w[j * n + i] is the weight from input j to neuron i, so one input's
- *                   fan-out is contiguous
+ *   weight matrix   input-major: w[j * stride + i] is the weight from input j to neuron i, so one input's
+ *                   fan-out is contiguous; int8/int4 rows are padded (delrec_packed.inc), int16 rows are not
  *   conv kernel     [c_out][c_in][k], neurons channel-major: neuron c * width + p is position p of channel c
  *   spike ring      `slots` slots of `words` words; slot `head` is written by the current step
  */
@@ -24,7 +30,7 @@
 #include <stdint.h>
 #include <string.h>
 
-/* restrict is C99 only; C++ compilers spell it __restrict__ (gcc, clang) or __restrict (MSVC) */
+/* DELREC_RESTRICT is C99 only; C++ compilers spell it __restrict__ (gcc, clang) or __restrict (MSVC) */
 #if defined(__cplusplus)
 #if defined(_MSC_VER)
 #define DELREC_RESTRICT __restrict
@@ -38,6 +44,40 @@
 /* The rounded shifts below need the arithmetic (flooring) right shift of negative values, which C99 leaves
  * to the implementation; gcc, clang and armcc all provide it. Refuse to compile where it is missing. */
 typedef char delrec_requires_arithmetic_right_shift[((-7 >> 1) == -4) ? 1 : -1];
+
+#if defined(DELREC_REFERENCE_KERNELS) || defined(DELREC_PORTABLE_KERNELS) || !defined(__GNUC__) || \
+    !defined(__OPTIMIZE__)
+/* the plain kernels only (unoptimised builds too: the assembly loops need the register allocator's best) */
+#elif defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
+#define DELREC_KERNELS_MVE 1
+#include <arm_acle.h>
+#include <arm_mve.h>
+#elif defined(__ARM_FEATURE_DSP)
+#define DELREC_KERNELS_DSP 1
+#include <arm_acle.h>
+#endif
+
+/* The portable packed kernels pay off where the compiler vectorises them (hosts); Arm cores without the DSP
+ * extension (Cortex-M0+, M3) sum in 32 bits, which takes them fewer instructions. */
+#if !defined(DELREC_REFERENCE_KERNELS) && !defined(DELREC_PORTABLE_KERNELS) && !defined(DELREC_KERNELS_MVE) && \
+    !defined(DELREC_KERNELS_DSP) && !defined(__arm__)
+#define DELREC_KERNELS_PACKED_C 1
+#endif
+
+/* The kernels whose arguments are the model's constants are always inlined, so that the compiler folds them
+ * (leak, shifts, strides, reset mode) into the instructions of each call. */
+#if defined(__GNUC__)
+#define DELREC_KERNEL static inline __attribute__((__always_inline__))
+#else
+#define DELREC_KERNEL static inline
+#endif
+
+/* Weight matrices are aligned so that the DSP kernels can read them a word at a time. */
+#if defined(__GNUC__)
+#define DELREC_ALIGNED __attribute__((aligned(8)))
+#else
+#define DELREC_ALIGNED
+#endif
 
 /* ------------------------------------------------------------------------------------------ arithmetic */
 
@@ -106,6 +146,84 @@ static inline uint32_t delrec_ctz(uint32_t m)
 #endif
 }
 
+/* a[0..n-1] = 0 */
+static inline void delrec_zero(int32_t *a, uint32_t n)
+{
+    uint32_t i;
+    for (i = 0u; i < n; i++) a[i] = 0;
+}
+
+/* acc[0..n-1] *= scale */
+static inline void delrec_scale(int32_t *acc, uint32_t n, int32_t scale)
+{
+    uint32_t i;
+    if (scale == 1) return;
+    for (i = 0u; i < n; i++) acc[i] *= scale;
+}
+
+/* ---------------------------------------------------------------------------------------- event lists */
+
+/* The step's active inputs of a count vector: for every j with x[j] != 0 (in order), off[e] = j * stride and
+ * cnt[e] = x[j]. Returns the number of events; *total is the sum of the counts. Cores that read unaligned words
+ * (and hosts) take four inputs at a time and visit only the non-zero bytes (lowest first, by count of trailing
+ * zeros); Helium takes sixteen, the non-zero lanes from a compare predicate. */
+static inline uint32_t delrec_events_counts(const uint8_t *x, uint32_t n_in, uint32_t stride, uint32_t *off,
+                                            uint8_t *cnt, uint32_t *total)
+{
+    uint32_t j = 0u, e = 0u, sum = 0u;
+#if defined(DELREC_KERNELS_MVE)
+    for (; j + 16u <= n_in; j += 16u) {
+        uint32_t lanes = vcmpneq_n_u8(vld1q_u8(x + j), 0u);
+        while (lanes != 0u) {
+            const uint32_t i = j + delrec_ctz(lanes), c = x[i];
+            lanes &= lanes - 1u;
+            off[e] = i * stride;
+            cnt[e] = (uint8_t)c;
+            sum += c;
+            e++;
+        }
+    }
+#elif (!defined(__arm__) || defined(__ARM_FEATURE_UNALIGNED)) && defined(__BYTE_ORDER__) && \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (; j + 4u <= n_in; j += 4u) {
+        uint32_t four;
+        memcpy(&four, x + j, sizeof four);
+        while (four != 0u) {
+            const uint32_t at = delrec_ctz(four) & ~7u, c = (four >> at) & 0xFFu, i = j + (at >> 3);
+            four &= ~((uint32_t)0xFFu << at);
+            off[e] = i * stride;
+            cnt[e] = (uint8_t)c;
+            sum += c;
+            e++;
+        }
+    }
+#endif
+    for (; j < n_in; j++) {
+        const uint32_t c = x[j];
+        if (c == 0u) continue;
+        off[e] = j * stride;
+        cnt[e] = (uint8_t)c;
+        sum += c;
+        e++;
+    }
+    *total = sum;
+    return e;
+}
+
+/* The active inputs of a spike vector (bits 0..n_in-1): off[e] = j * stride for every spike j. */
+static inline uint32_t delrec_events_spikes(const uint32_t *spikes, uint32_t n_in, uint32_t stride, uint32_t *off)
+{
+    uint32_t word, e = 0u;
+    for (word = 0u; word < delrec_words(n_in); word++) {
+        uint32_t active = spikes[word];
+        while (active != 0u) {
+            off[e++] = ((word << 5) + delrec_ctz(active)) * stride;
+            active &= active - 1u;
+        }
+    }
+    return e;
+}
+
 /* ----------------------------------------------------------------------------------- delay ring buffer */
 
 /* The slot holding the spikes of `lag` steps ago, 1 <= lag <= slots - 1. `head` stays in 0..slots-1, so
@@ -136,14 +254,36 @@ static inline void delrec_ring_gather(const uint32_t *ring, uint32_t words, uint
  * ANDed with masks[g * words ..] (the neurons with that delay). Work: groups x words instead of n. */
 static inline void delrec_ring_gather_groups(const uint32_t *ring, uint32_t words, uint32_t slots, uint32_t head,
                                              const uint16_t *lags, const uint32_t *masks, uint32_t groups,
-                                             uint32_t *z)
+                                             uint32_t *DELREC_RESTRICT z)
 {
-    uint32_t g, w;
-    memset(z, 0, words * sizeof(uint32_t));
-    for (g = 0u; g < groups; g++) {
-        const uint32_t *slot = delrec_ring_lag(ring, words, slots, head, lags[g]);
-        const uint32_t *mask = masks + g * words;
-        for (w = 0u; w < words; w++) z[w] |= slot[w] & mask[w];
+    uint32_t g, w = 0u;
+#if !defined(DELREC_KERNELS_MVE)
+    /* four words at a time in registers over all groups (Helium vectorises the plain loop) */
+    for (; w + 4u <= words; w += 4u) {
+        uint32_t z0 = 0u, z1 = 0u, z2 = 0u, z3 = 0u;
+        for (g = 0u; g < groups; g++) {
+            const uint32_t *slot = delrec_ring_lag(ring, words, slots, head, lags[g]) + w;
+            const uint32_t *mask = masks + g * words + w;
+            z0 |= slot[0] & mask[0];
+            z1 |= slot[1] & mask[1];
+            z2 |= slot[2] & mask[2];
+            z3 |= slot[3] & mask[3];
+        }
+        z[w] = z0;
+        z[w + 1u] = z1;
+        z[w + 2u] = z2;
+        z[w + 3u] = z3;
+    }
+#endif
+    {
+        const uint32_t rest = words - w; /* 0..3 words left (any number with Helium) */
+        uint32_t k, *zr = z + w;
+        for (k = 0u; k < rest; k++) zr[k] = 0u;
+        for (g = 0u; g < groups && rest != 0u; g++) {
+            const uint32_t *slot = delrec_ring_lag(ring, words, slots, head, lags[g]) + w;
+            const uint32_t *mask = masks + g * words + w;
+            for (k = 0u; k < rest; k++) zr[k] |= slot[k] & mask[k];
+        }
     }
 }
 
@@ -183,7 +323,7 @@ static inline void delrec_current(int32_t *acc, int32_t ff_scale, const int32_t 
 
 /* One neuron: h = clamp(rshift_round(v * m, k) + current); fires when h >= threshold; returns the new
  * membrane (h, or h reset) and sets *fired. Range: v * m + 2^(k-1) and leak(v) + current inside int32. */
-static inline int32_t delrec_lif_neuron(int32_t v, int32_t current, const delrec_lif_params *p, uint32_t *fired)
+DELREC_KERNEL int32_t delrec_lif_neuron(int32_t v, int32_t current, const delrec_lif_params *p, uint32_t *fired)
 {
     const int32_t h = delrec_clamp(delrec_rshift_round(v * p->leak_mul, p->leak_shift) + current, p->v_min, p->v_max);
     if (h < p->threshold) {
@@ -218,17 +358,254 @@ static inline void delrec_lif_s32(int32_t *v, const int32_t *current, uint32_t n
     }
 }
 
+/* Current and LIF update of n neurons with 16-bit membranes in one pass: I = acc * ff_scale + rec * rec_scale
+ * + bias (rec may be NULL; the int32 sums of delrec_current), then delrec_lif_neuron; writes every spike word.
+ * Range: as delrec_current and delrec_lif_neuron. */
+DELREC_KERNEL void delrec_lif16_portable(int16_t *v, const int32_t *acc, int32_t ff_scale, const int32_t *rec,
+                                         int32_t rec_scale, const int32_t *bias, uint32_t n,
+                                         const delrec_lif_params *p, uint32_t *spikes)
+{
+#if defined(DELREC_KERNELS_PACKED_C)
+    /* hosts: the update of 32 neurons as one loop without a loop-carried value (vectorised by the compiler), the
+     * spike bits packed after it */
+    uint32_t w, b;
+    for (w = 0u; w < delrec_words(n); w++) {
+        const uint32_t base = w << 5, end = n - base < 32u ? n - base : 32u;
+        uint32_t bits = 0u;
+        uint8_t fired[32];
+        for (b = 0u; b < end; b++) {
+            const uint32_t i = base + b;
+            int32_t c = acc[i] * ff_scale, h;
+            if (rec != NULL) c += rec[i] * rec_scale;
+            c += bias[i];
+            h = delrec_clamp(delrec_rshift_round(v[i] * p->leak_mul, p->leak_shift) + c, p->v_min, p->v_max);
+            fired[b] = (uint8_t)(h >= p->threshold);
+            v[i] = (int16_t)(h >= p->threshold ? (p->subtract ? h - p->threshold : 0) : h);
+        }
+        for (b = 0u; b < end; b++) bits |= (uint32_t)fired[b] << b;
+        spikes[w] = bits;
+    }
+#else
+    uint32_t w, b;
+    for (w = 0u; w < delrec_words(n); w++) {
+        const uint32_t base = w << 5, end = n - base < 32u ? n - base : 32u;
+        uint32_t bits = 0u;
+        for (b = 0u; b < end; b++) {
+            const uint32_t i = base + b;
+            uint32_t fired;
+            int32_t c = acc[i] * ff_scale;
+            if (rec != NULL) c += rec[i] * rec_scale;
+            v[i] = (int16_t)delrec_lif_neuron(v[i], c + bias[i], p, &fired);
+            bits |= fired << b;
+        }
+        spikes[w] = bits;
+    }
+#endif
+}
+
+/* The same for membranes of 17..32 bits. */
+DELREC_KERNEL void delrec_lif32(int32_t *v, const int32_t *acc, int32_t ff_scale, const int32_t *rec,
+                                int32_t rec_scale, const int32_t *bias, uint32_t n, const delrec_lif_params *p,
+                                uint32_t *spikes)
+{
+    uint32_t w, b;
+    for (w = 0u; w < delrec_words(n); w++) {
+        const uint32_t base = w << 5, end = n - base < 32u ? n - base : 32u;
+        uint32_t bits = 0u;
+        for (b = 0u; b < end; b++) {
+            const uint32_t i = base + b;
+            uint32_t fired;
+            int32_t c = acc[i] * ff_scale;
+            if (rec != NULL) c += rec[i] * rec_scale;
+            v[i] = delrec_lif_neuron(v[i], c + bias[i], p, &fired);
+            bits |= fired << b;
+        }
+        spikes[w] = bits;
+    }
+}
+
+/* The LIF update of neurons from..n-1 one at a time, OR-ing their bits into spike words that neurons before
+ * `from` in the same word have already filled (a word whose first neuron is here starts at zero). */
+DELREC_KERNEL void delrec_lif16_tail(int16_t *v, const int32_t *acc, int32_t ff_scale, const int32_t *rec,
+                                     int32_t rec_scale, const int32_t *bias, uint32_t from, uint32_t n,
+                                     const delrec_lif_params *p, uint32_t *spikes)
+{
+    uint32_t i;
+    for (i = from; i < n; i++) {
+        uint32_t fired;
+        int32_t c = acc[i] * ff_scale;
+        if (rec != NULL) c += rec[i] * rec_scale;
+        v[i] = (int16_t)delrec_lif_neuron(v[i], c + bias[i], p, &fired);
+        if ((i & 31u) == 0u) spikes[i >> 5] = 0u;
+        spikes[i >> 5] |= fired << (i & 31u);
+    }
+}
+
+#if defined(DELREC_KERNELS_MVE)
+/* Helium: eight neurons per iteration. VLD2 splits the int32 currents into even and odd neurons, which line up
+ * with the bottom and top halves of the eight int16 membranes (VMOVLB/VMOVLT); VRSHL by -k is the rounded right
+ * shift; VQMOVNB/VQMOVNT saturate to int16 and interleave back (other widths: clamp, then narrow). The compare
+ * predicate selects the reset, and VADDV over the lanes' bit weights gives the eight spike bits. */
+DELREC_KERNEL void delrec_lif16(int16_t *v, const int32_t *acc, int32_t ff_scale, const int32_t *rec,
+                                int32_t rec_scale, const int32_t *bias, uint32_t n, const delrec_lif_params *p,
+                                uint32_t *spikes)
+{
+    static const uint16_t weights[8] = {1u, 2u, 4u, 8u, 16u, 32u, 64u, 128u};
+    const uint16x8_t bit = vld1q_u16(weights);
+    const int32_t shift = -(int32_t)p->leak_shift;
+    const int full = p->v_min == -32768 && p->v_max == 32767;
+    const uint32_t vectors = n & ~7u;
+    uint32_t i, word = 0u;
+    for (i = 0u; i < vectors; i += 8u) {
+        const int32x4x2_t a = vld2q_s32(acc + i), b = vld2q_s32(bias + i);
+        const int16x8_t old = vld1q_s16(v + i);
+        int32x4_t even = vmlaq_n_s32(b.val[0], a.val[0], ff_scale), odd = vmlaq_n_s32(b.val[1], a.val[1], ff_scale);
+        int16x8_t h;
+        mve_pred16_t fired;
+        if (rec != NULL) {
+            const int32x4x2_t r = vld2q_s32(rec + i);
+            even = vmlaq_n_s32(even, r.val[0], rec_scale);
+            odd = vmlaq_n_s32(odd, r.val[1], rec_scale);
+        }
+        even = vaddq_s32(even, vrshlq_n_s32(vmulq_n_s32(vmovlbq_s16(old), p->leak_mul), shift));
+        odd = vaddq_s32(odd, vrshlq_n_s32(vmulq_n_s32(vmovltq_s16(old), p->leak_mul), shift));
+        if (full) {
+            h = vqmovntq_s32(vqmovnbq_s32(old, even), odd);
+        } else {
+            const int32x4_t lo = vdupq_n_s32(p->v_min), hi = vdupq_n_s32(p->v_max);
+            h = vmovntq_s32(vmovnbq_s32(old, vmaxq_s32(vminq_s32(even, hi), lo)), vmaxq_s32(vminq_s32(odd, hi), lo));
+        }
+        fired = vcmpgeq_n_s16(h, (int16_t)p->threshold);
+        vst1q_s16(v + i, vpselq_s16(p->subtract ? vsubq_n_s16(h, (int16_t)p->threshold) : vdupq_n_s16(0), h, fired));
+        word |= vaddvq_p_u16(bit, fired) << (i & 31u);
+        if ((i & 31u) == 24u) {
+            spikes[i >> 5] = word;
+            word = 0u;
+        }
+    }
+    if ((vectors & 31u) != 0u) spikes[vectors >> 5] = word;
+    if (vectors < n) delrec_lif16_tail(v, acc, ff_scale, rec, rec_scale, bias, vectors, n, p, spikes);
+}
+#elif defined(DELREC_KERNELS_DSP)
+/* Saturate to int16 (SSAT; the ACLE macro trips -Wsign-conversion in GCC 12). */
+static inline int32_t delrec_ssat16(int32_t a)
+{
+    int32_t r;
+    __asm__("ssat %0, #16, %1" : "=r"(r) : "r"(a));
+    return r;
+}
+
+/* One pair of neurons: the new membranes (two int16 halves) from the saturated sums h0 and h1, and their fired
+ * bits in bits 17 (h0) and 18 (h1) of the returned flags. PKHBT packs the halves, SSUB16 sets the GE flags of each
+ * half where h >= threshold, SEL takes the reset value there (h - threshold, or 0), MRS reads the flags back: one
+ * asm block, so that nothing can come between the flags and their readers. */
+static inline uint32_t delrec_dsp_reset_pair(int32_t h0, int32_t h1, int32_t thr2, uint32_t subtract, int32_t *pair)
+{
+    int32_t packed, t, out;
+    uint32_t flags;
+    if (subtract) {
+        __asm__("pkhbt %3, %4, %5, lsl #16\n\tssub16 %1, %3, %6\n\tsel %0, %1, %3\n\tmrs %2, apsr"
+                : "=r"(out), "=&r"(t), "=r"(flags), "=&r"(packed) : "r"(h0), "r"(h1), "r"(thr2));
+    } else {
+        __asm__("pkhbt %3, %4, %5, lsl #16\n\tssub16 %1, %3, %6\n\tsel %0, %7, %3\n\tmrs %2, apsr"
+                : "=r"(out), "=&r"(t), "=r"(flags), "=&r"(packed) : "r"(h0), "r"(h1), "r"(thr2), "r"(0));
+    }
+    *pair = out;
+    return flags;
+}
+
+/* Two int32 from *p, and *p advanced by two (LDRD with post-increment, which GCC 12 does not emit itself). */
+static inline void delrec_dsp_load2(const int32_t **p, int32_t *x0, int32_t *x1)
+{
+    int32_t a, b;
+    __asm__("ldrd %0, %1, [%2], #8" : "=r"(a), "=r"(b), "+r"(*p) : "m"(*(const int32_t(*)[2]) * p));
+    *x0 = a;
+    *x1 = b;
+}
+
+/* SIMD32: two neurons per iteration for membranes of exactly 16 bits (other widths: the portable loop). The leak
+ * products come from SMLABB/SMLATB with the rounding bias as accumulator, SSAT saturates to 16 bits, PKHBT,
+ * SSUB16 and SEL compare and reset both halves (delrec_dsp_reset_pair); the spike word fills from the top. */
+DELREC_KERNEL void delrec_lif16(int16_t *v, const int32_t *acc, int32_t ff_scale, const int32_t *rec,
+                                int32_t rec_scale, const int32_t *bias, uint32_t n, const delrec_lif_params *p,
+                                uint32_t *spikes)
+{
+    const int32_t m = p->leak_mul, rb = (int32_t)(((uint32_t)1u << p->leak_shift) >> 1);
+    const int32_t thr2 = (int32_t)((uint32_t)p->threshold * 0x10001u);
+    const uint32_t k = p->leak_shift;
+    const int32_t *a = acc, *b = bias, *r = rec;
+    int16_t *pv = v;
+    uint32_t left = n / 2u, *word = spikes;
+    if (p->v_min != -32768 || p->v_max != 32767) {
+        delrec_lif16_portable(v, acc, ff_scale, rec, rec_scale, bias, n, p, spikes);
+        return;
+    }
+    while (left != 0u) {
+        const uint32_t count = left < 16u ? left : 16u;
+        uint32_t bits = 0u, j;
+        for (j = 0u; j < count; j++) {
+            int32_t pair, c0, c1, x0, x1;
+            delrec_dsp_load2(&a, &c0, &c1);
+            c0 *= ff_scale;
+            c1 *= ff_scale;
+            if (rec != NULL) {
+                delrec_dsp_load2(&r, &x0, &x1);
+                c0 += x0 * rec_scale;
+                c1 += x1 * rec_scale;
+            }
+            delrec_dsp_load2(&b, &x0, &x1);
+            c0 += x0;
+            c1 += x1;
+            memcpy(&pair, pv, sizeof pair);
+            c0 = delrec_ssat16(c0 + (__smlabb(pair, m, rb) >> k));
+            c1 = delrec_ssat16(c1 + (__smlatb(pair, m, rb) >> k));
+            bits = (bits >> 2) | ((delrec_dsp_reset_pair(c0, c1, thr2, p->subtract, &pair) & 0x60000u) << 13);
+            memcpy(pv, &pair, sizeof pair);
+            pv += 2;
+        }
+        *word++ = bits >> (32u - 2u * count);
+        left -= count;
+    }
+    delrec_lif16_tail(v, acc, ff_scale, rec, rec_scale, bias, n & ~1u, n, p, spikes);
+}
+#else
+DELREC_KERNEL void delrec_lif16(int16_t *v, const int32_t *acc, int32_t ff_scale, const int32_t *rec,
+                                int32_t rec_scale, const int32_t *bias, uint32_t n, const delrec_lif_params *p,
+                                uint32_t *spikes)
+{
+    delrec_lif16_portable(v, acc, ff_scale, rec, rec_scale, bias, n, p, spikes);
+}
+#endif
+
+/* The leaked readout state rshift_round64(u * m, k), which fits int32 (m <= 2^k makes |leaked| <= |u|): without
+ * the 64-bit product when the reduced leak is a pure shift (m = 1) or zero. */
+static inline int32_t delrec_readout_leak(int32_t u, int32_t m, uint32_t k)
+{
+    if (m == 0) return 0;
+    if (m == 1) return k == 0u ? u : (u >> k) + ((u >> (k - 1u)) & 1); /* floor(u / 2^k + 1/2) */
+    return (int32_t)delrec_rshift_round64((int64_t)u * m, k);
+}
+
 /* Leaky readout of k classes: u = sat32(rshift_round64(u * m, shift) + acc * out_scale + bias), then
- * score += u (saturating). Range: acc * out_scale + bias inside int32. */
-static inline void delrec_readout(int32_t *u, int64_t *score, const int32_t *acc, int32_t out_scale,
+ * score += u (saturating). Range: acc * out_scale + bias inside int32. The saturated sum of two int32 values is
+ * QADD on cores with the DSP extension; the score's overflow test is the add's own (GCC, clang). */
+DELREC_KERNEL void delrec_readout(int32_t *u, int64_t *score, const int32_t *acc, int32_t out_scale,
                                   const int32_t *bias, uint32_t k, int32_t leak_mul, uint32_t leak_shift)
 {
     uint32_t c;
     for (c = 0u; c < k; c++) {
         const int32_t drive = acc[c] * out_scale + bias[c];
-        const int64_t leaked = delrec_rshift_round64((int64_t)u[c] * leak_mul, leak_shift);
-        u[c] = delrec_sat32(leaked + drive);
+        const int32_t leaked = delrec_readout_leak(u[c], leak_mul, leak_shift);
+#if defined(DELREC_KERNELS_DSP) || defined(DELREC_KERNELS_MVE)
+        u[c] = __qadd(leaked, drive);
+#else
+        u[c] = delrec_sat32((int64_t)leaked + drive);
+#endif
+#if defined(__GNUC__)
+        if (__builtin_add_overflow(score[c], (int64_t)u[c], &score[c])) score[c] = u[c] > 0 ? INT64_MAX : INT64_MIN;
+#else
         score[c] = delrec_add_sat64(score[c], u[c]);
+#endif
     }
 }
 
@@ -255,5 +632,7 @@ static inline uint32_t delrec_argmax64(const int64_t *x, uint32_t n)
 #include "delrec_kernels.inc"
 #undef DELREC_W
 #undef DELREC_SUFFIX
+
+#include "delrec_packed.inc"
 
 #endif /* DELREC_RUNTIME_H */

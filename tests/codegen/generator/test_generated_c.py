@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, note, settings
 from hypothesis import strategies as st
-from intnet_builders import tiny_network
+from intnet_builders import WIDTH_PAIRS, tiny_network, width_model
 from intnet_strategies import describe, networks_with_inputs
 from numpy.testing import assert_array_equal
 
@@ -107,6 +107,9 @@ def fn(hm, name: str):
 
 # --------------------------------------------------------------------------- 1. random models, host build
 
+# the host's kernel sets: the default packed kernels, the plain event kernels (32-bit sums), the reference loops
+KERNEL_SETS = (BuildOptions(), BuildOptions(portable_kernels=True), BuildOptions(reference_kernels=True))
+
 
 @settings(max_examples=HOST_EXAMPLES)
 @given(case=networks_with_inputs())
@@ -118,9 +121,9 @@ def test_host_build_equals_reference_after_every_step(case):
     note(describe(net))
     plan, files = plan_or_reject(net, "hyp")
     want = rm.run(net, x, keep_trace=True)
-    for reference_kernels in (False, True):
-        label = "reference kernels" if reference_kernels else "event-driven kernels"
-        hm = build_host_model(plan, files, BuildOptions(reference_kernels=reference_kernels))
+    for options in KERNEL_SETS:
+        label = f"{options.kernels} kernels"
+        hm = build_host_model(plan, files, options)
         state = hm.new_state()
         assert_trace_equal(net, hm.trace(state, x), want.trace, label)
         assert fn(hm, "predict")(state) == want.predictions[0], label
@@ -133,6 +136,61 @@ def test_host_build_equals_reference_after_every_step(case):
         assert_array_equal(hm.step(state, x[t]), want.trace.u[0, t], err_msg=f"step {t}")
 
 
+@pytest.mark.parametrize("bits", [8, 4])
+@pytest.mark.parametrize("widths", WIDTH_PAIRS, ids=lambda w: f"{w[0]}-{w[1]}")
+def test_partial_spike_words_on_the_host(widths, bits):
+    """Layers of 31, 33, 63, 65, 100, 257, 20 and 88 neurons (partly used spike words, rows ending inside a block of the
+    packed kernels, odd counts), int8 and packed int4, on every kernel set of the host."""
+    net = width_model(widths[0], widths[1], bits=bits, seed=widths[2])
+    plan, files = generate(net, "wid")
+    x = np.random.default_rng(1).integers(0, 3, (20, 7)).astype(np.uint8)
+    want = rm.run(net, x, keep_trace=True)
+    assert all(0 < layer.spikes.mean() < 0.9 for layer in want.trace.layers), "the layers must be active"
+    for options in KERNEL_SETS:
+        hm = build_host_model(plan, files, options)
+        assert_trace_equal(net, hm.trace(hm.new_state(), x), want.trace, f"{options.kernels} kernels")
+
+
+def test_packed_sums_fall_back_to_32_bits_beyond_their_limit():
+    """Layer 0 of int8 weights at +-127/-128 packs only while a step's input counts add up to at most
+    32767 // 128 = 255: a stream mixing quiet steps (packed) and loud ones (32-bit sums, where 16-bit lanes would
+    wrap) is exact on every kernel set."""
+    net = tiny_network(None, n_in=6, n=9, n_layers=2, seed=4)
+    w = np.tile(np.array([127, 127, 127, 127, 127, -128], np.int8), (9, 1))
+    layer0 = dataclasses.replace(net.layers[0], weight=w, weight_frac=0, v_frac=0, threshold=1 << 12, leak_mul=1,
+                                 leak_shift=1)
+    net = dataclasses.replace(net, layers=(layer0, net.layers[1]))
+    plan, files = generate(net, "lim")
+    assert plan.layers[0].matrix.packing.kind == "dynamic" and plan.layers[0].matrix.limit == 32767 // 128
+    x = np.zeros((8, 6), np.uint8)
+    x[::2] = 3  # total 18: packed
+    x[1::2] = 200  # total 1200: |acc| up to 1200 * 128, beyond 16 bits
+    want = rm.run(net, x, keep_trace=True)
+    acc = want.trace.layers[0].acc_ff[0]
+    assert np.abs(acc[1::2]).max() > 32767 and np.abs(acc[::2]).max() <= 32767
+    for options in KERNEL_SETS:
+        hm = build_host_model(plan, files, options)
+        assert_trace_equal(net, hm.trace(hm.new_state(), x), want.trace, f"{options.kernels} kernels")
+
+
+def test_int4_matrices_take_half_the_bytes_of_int8():
+    """Packed two per byte, int4 matrices take exactly half the bytes of the same matrices stored as int8 (both
+    pad rows to 8 columns), and the memory report shows the saving."""
+    from codegen.generator.memory import format_report, memory_report
+
+    net = width_model(64, 256, bits=4, seed=2)
+    plan = make_plan(net, "w4")
+    int8 = dataclasses.replace(net, layers=tuple(dataclasses.replace(layer, weight_bits=8) for layer in net.layers),
+                               readout=dataclasses.replace(net.readout, weight_bits=8))
+    bytes4 = {a.name: a.nbytes for a in plan.arrays}
+    bytes8 = {a.name: a.nbytes for a in make_plan(int8, "w8").arrays}
+    assert all(2 * bytes4[k] == bytes8[k] for k in ("l0_w", "l1_w", "ro_w"))
+    report = memory_report(plan)
+    assert report["int4_packed"] == {"bytes": sum(bytes4[k] for k in ("l0_w", "l1_w", "ro_w")),
+                                     "int8_bytes": sum(bytes8[k] for k in ("l0_w", "l1_w", "ro_w"))}
+    assert "int4 weights packed two per byte" in format_report(report)
+
+
 # ------------------------------------------------------------------------------ 2. sanitizer builds
 
 
@@ -143,6 +201,7 @@ def run_worker(net: IntNetwork, prefix: str, x: np.ndarray, options: BuildOption
     np.save(inputs, x)
     flags = [f"--optimize={options.optimize}"]  # "=": a value starting with "-" is no option
     flags += ["--reference-kernels"] if options.reference_kernels else []
+    flags += ["--portable-kernels"] if options.portable_kernels else []
     flags += ["--sanitize"] if options.sanitize else []
     cmd = [sys.executable, "-m", "codegen.verify.hostworker", str(model), prefix, str(inputs), str(outputs), *flags]
     proc = subprocess.run(cmd, env=sanitizer_env(), cwd=REPO, capture_output=True, text=True, timeout=600)
@@ -162,15 +221,16 @@ def worker_trace(out: dict, n_layers: int) -> Trace:
 
 
 @settings(max_examples=SANITIZER_EXAMPLES)
-@given(case=networks_with_inputs(), reference_kernels=st.booleans())
-def test_sanitizer_build_equals_reference(case, reference_kernels):
+@given(case=networks_with_inputs(), kernels=st.sampled_from(("packed", "portable", "reference")))
+def test_sanitizer_build_equals_reference(case, kernels):
     """Built with ``-fsanitize=address,undefined -fno-sanitize-recover=all``, the generated C runs random
     models without a single sanitizer finding (any finding aborts the worker) and still equals the reference
     after every step, in ``predict`` and in ``classify``."""
     net, x = case
     note(describe(net))
     plan, files = plan_or_reject(net, "asan")
-    options = BuildOptions(reference_kernels=reference_kernels, sanitize=True)
+    options = BuildOptions(reference_kernels=kernels == "reference", portable_kernels=kernels == "portable",
+                           sanitize=True)
     build(plan, files, options)  # compile here, outside the preloaded process; the worker finds it cached
     with tempfile.TemporaryDirectory() as tmp:
         out = run_worker(net, "asan", x, options, Path(tmp))

@@ -85,3 +85,16 @@ def test_leak_parameters_and_ranges():
         fx.leak(10, 2**15 + 1, 15)
     with pytest.raises(OverflowError):
         fx.leak([2**20], 2**15, 15)
+
+
+@given(shift=st.integers(0, fx.LEAK_SHIFT), data=st.data())
+def test_reduced_leak_gives_the_same_membranes(shift, data):
+    """Removing common factors of two from (m, 2^k) changes no leaked value of any 16-bit membrane (and of wide
+    ones through the 64-bit form), and leaves a multiplier that fits a signed 16-bit operand."""
+    mul = data.draw(st.one_of(st.integers(0, 1 << shift), st.sampled_from([0, 1 << shift, (1 << shift) >> 1])))
+    m, k = fx.reduced_leak(mul, shift)
+    assert 0 <= m < 1 << 15 and 0 <= k <= shift and (m == 0 or k == 0 or m % 2 == 1)
+    v = np.arange(-(1 << 15), 1 << 15, 7)
+    assert np.array_equal(fx.leak(v, mul, shift), fx.leak(v, m, k))
+    wide = np.array([-(1 << 31), -12345678, -1, 0, 1, 98765432, (1 << 31) - 1])
+    assert np.array_equal(fx.leak(wide, mul, shift, product_bits=64), fx.leak(wide, m, k, product_bits=64))

@@ -181,3 +181,16 @@ def test_leak_product_bound(state_bits, leak_mul, fits):
     assert q.hi == (2 ** (state_bits - 1) - 1) * leak_mul + 2**14
     assert q.lo == -(2 ** (state_bits - 1)) * leak_mul + 2**14
     assert q.fits == fits
+
+
+def test_packing_decision_from_the_weights():
+    """16-bit lanes are proven when max_input times the larger row sum fits int16 (static), else allowed while
+    the step's input total stays below 32767 // max|w| (dynamic); never for weights wider than 8 bits."""
+    small = np.array([[100, -50, 20], [-128, -128, 10]])
+    p = ov.packing(small, 1, 8)
+    assert p.kind == "static" and p.bound == 256 and p.limit == ov.PACKED_ALWAYS
+    counts = ov.packing(small, 255, 8)
+    assert counts.kind == "dynamic" and counts.bound == 255 * 256 and counts.limit == 32767 // 128
+    assert ov.packing(np.full((2, 300), 127), 1, 8).kind == "dynamic"  # 300 * 127 > 32767
+    assert ov.packing(np.full((2, 258), 127), 1, 8).kind == "static"  # 258 * 127 = 32766
+    assert ov.packing(np.array([[1000, -5]]), 1, 16).kind == "none"

@@ -76,6 +76,10 @@ def test_synaptic_events_count_active_inputs_times_fan_out():
     z = run.layers[0].z[0]
     want = 2 * 6 + int(z.sum()) * 6 + int(spikes.sum()) * 3
     assert exp.events[0] == want
+    # the same events per kernel (the profile's events per region)
+    assert exp.kernel_events[("ff", 0)][0] == 2 * 6
+    assert exp.kernel_events[("recurrence", 0)][0] == int(z.sum()) * 6
+    assert exp.kernel_events[("readout",)][0] == int(spikes.sum()) * 3
 
 
 def _output(results, k=2, ratio="40/1", sha="ab" * 32):
@@ -93,9 +97,10 @@ def test_output_parser_and_comparison():
     assert out.samples == 2 and out.steps == 5 and out.insns(out.results[0].classify_ticks) == 4400.0
     assert out.results[1].scores == (-9000000000, -9000000000) and out.results[0].readout == (-3, -3)
     exp = tgt.Expected(hash=np.array([0xDEADBEEF, 0x1234], np.uint64), predicted=np.array([1, 0]),
-                       readout=np.full((2, 2), -3), scores=np.full((2, 2), -9000000000), events=np.array([10, 20]))
+                       readout=np.full((2, 2), -3), scores=np.full((2, 2), -9000000000), events=np.array([10, 20]),
+                       kernel_events={("readout",): np.array([10, 20])})
     assert tgt.check(exp, out) == tgt.Comparison(2, 2, None)
-    bad = tgt.Expected(exp.hash.copy(), exp.predicted, exp.readout, exp.scores, exp.events)
+    bad = tgt.Expected(exp.hash.copy(), exp.predicted, exp.readout, exp.scores, exp.events, exp.kernel_events)
     bad.hash[1] ^= np.uint64(1)
     result = tgt.check(bad, out)
     assert result.exact == 1 and result.first.startswith("sample 1: state hash")

@@ -12,6 +12,7 @@ from codegen.generator.emit import generate
 from codegen.verify.hostbuild import build_host_model
 from codegen.generator.memory import format_report, memory_report
 from codegen.integer.modelfile import load_network, save_network
+from codegen.generator.emit import RUNTIME_FILES
 from intnet_builders import tiny_network
 from pytrain.cli import main
 
@@ -28,8 +29,7 @@ def test_codegen_then_parity_on_the_trained_edge_model(quantized_edge, capsys):
     assert "memory (bytes)" in out and "layer 1" in out and "readout" in out
     folder = run / "c"
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        ["model.h", "model.c", "model_weights.h", "delrec_runtime.h", "delrec_kernels.inc", "CMakeLists.txt",
-         "memory.json"])
+        ["model.h", "model.c", "model_weights.h", "CMakeLists.txt", *RUNTIME_FILES, "memory.json"])
     assert main(["parity", str(run), "--no-progress"]) == 0
     out = capsys.readouterr().out
     metrics = json.loads((run / "metrics.json").read_text())
