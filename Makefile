@@ -25,17 +25,19 @@ install: $(STAMP)
 system-deps:
 	scripts/install-system-deps.sh
 
-# Main job: offline dataset -> train the edge preset -> quantize to int8 -> generate C -> host parity
-# -> Cortex-M4 firmware on QEMU (target parity, flash/RAM, emulator instructions per inference).
+# Main job: offline dataset (encoded by the integer front end) -> train the edge preset -> quantize to int8
+# -> generate C -> host parity (counts, then audio in / class out) -> Cortex-M4 firmware on QEMU (target parity,
+# flash/RAM, emulator instructions per inference) -> figures -> the audio app on the emulated Cortex-M4.
 demo: install system-deps
-	@if [ -f $(DATA)/dataset.json ]; then echo "using existing dataset $(DATA)"; \
-	  else $(BIN)/delrec-edge data synth --out $(DATA); fi
+	@if [ -f $(DATA)/dataset.json ] && [ -f $(DATA)/frontend.int.npz ]; then echo "using existing dataset $(DATA)"; \
+	  else $(BIN)/delrec-edge data synth --out $(DATA) --force; fi
 	$(BIN)/delrec-edge train --preset edge --data $(DATA) --out $(RUN) --force $(if $(EPOCHS),--epochs $(EPOCHS))
 	$(BIN)/delrec-edge quantize $(RUN)
 	$(BIN)/delrec-edge codegen $(RUN) --force
 	$(BIN)/delrec-edge parity $(RUN)
 	$(BIN)/delrec-edge firmware run --target cortex-m4 --model $(RUN) --samples 32
 	$(BIN)/delrec-edge report $(RUN) --no-progress
+	$(BIN)/delrec-edge firmware run --target cortex-m4 --model $(RUN) --audio
 
 test: install system-deps
 	$(BIN)/python -m pytest -q

@@ -55,6 +55,23 @@ def quantized_edge(tmp_path_factory):
     return data, run
 
 
+@pytest.fixture(scope="session")
+def quantized_audio_edge(tmp_path_factory):
+    """(dataset, run): the edge preset trained for two epochs on a tiny dataset built from audio by the integer front
+    end (:mod:`audio_data`: 4 classes of chirped bursts, 4 speakers, 0.5 s clips) and quantized to int8:
+    a model that hears, shared by the listen, audio parity and audio firmware tests."""
+    from pytrain.cli import main
+    from pytrain.training.loop import TrainOptions, train
+    from audio_data import make_audio_dataset
+
+    root = tmp_path_factory.mktemp("hear")
+    data = make_audio_dataset(root / "bursts")
+    run = root / "run"
+    train(TrainOptions(preset="edge", data=str(data), out=run, epochs=2, progress=False))
+    assert main(["quantize", str(run), "--calib", "16", "--no-progress"]) == 0
+    return data, run
+
+
 def pytest_addoption(parser):
     parser.addoption("--slow", action="store_true", default=False, help="also run the long checks")
 

@@ -122,34 +122,35 @@ def test_every_codegen_module_imports_without_pytrain_or_torch():
 # reorganised (the move left them unchanged); a deliberate change of the generated C updates them here, with the
 # reason in its commit (since then: the state check at step entry, C++-safe restrict, header guards that cannot
 # meet a library's, CMakeLists.txt; the DSP / Helium / packed int4 kernels with their padded and packed
-# matrices, packing limits, the reduced leak and the profile regions).
+# matrices, packing limits, the reduced leak and the profile regions; integer spec 2, which changes the
+# banner's spec version and the model digest).
 PINNED = {
-    (None, 8): ("b3ffe4721234b1275ae7829656e06e726dd9fffdfa6a6973dc4b3bf7a71ba227",
-                "978ee1dc04e9056979c231d09ee861367a9f68ff72217b6e798af2bf82a56bdd"),
-    (None, 16): ("74e049f5a73bef3e5510ce7a3dbe455138973a6bd8c87c6d1c76300245797b2e",
-                 "15fdaf1d0471402e67e0bfaf9e7e327541c5dc477df7ef15c8d518bff7c5171e"),
-    (None, 4): ("cb709ae19a503f96eda267b01c4aa98b598574089ea5814fce865926e8ae535a",
-                "5527f7c58a056215bc1cd3078e6c6e03375154c219cab6c7de361c90fada2141"),
-    ("conv", 8): ("f7ef4dd4616a4a56a619bbbe709d3948181f621af0f1acf5bb160a732de89f47",
-                  "b541bb8d26aaa14829629098de14e21695b430934234a40a35d82746f646ec1f"),
-    ("conv", 16): ("9b9cbaa604c702a2e5a6b02b32007f3b4ee397c1b1df653d828f63a19769e576",
-                   "74f9142cd23a8dafdbd54a969cc5972587b48fba4aaf9052ff97a40c35b7d494"),
-    ("conv", 4): ("8ecf236f126d5cbdff4451791da4de304a9365cb7e9949babc3a1ea8604304b5",
-                  "c02fb4ef5227a81f8a377f4085cb4e34b9db9be4f3bdb906c675c6dfcbdab341"),
-    ("dense", 8): ("2a0860679a010f5f76de55a765cc311162f5ae98664d93d060af77ca703f34dd",
-                   "2f1b46b38b6c4a0b029b01cce80b361ff6c61a41f4f5db3fbf65a0e2d81a4f0b"),
-    ("dense", 16): ("dbcd824203024eea5258d097f6c410587c20f705ccdeccf2cf270e34f8d52d07",
-                    "9be87276e3949b3c9e930f9c62c5fa7a83a3de8e90b7a6dd54c798b073d0abf1"),
-    ("dense", 4): ("d693b1b40e140dfb1e0e73f683b0907b3b6a6b8894d0370662d318d22fc7a99a",
-                   "692122ce03169a29845dc8b970f8bfbc1f799c64d82b8713e3adc7446db013c3"),
-    ("conv-nodelay", 8): ("1f1e1bc665ed6dfc1d8b54ca15a2d7a4eb14953e02d4fab8ccd9af0ab04b3d33",
-                          "409881bd6752ebc466c5f304ca3de7e0b881c3371532de4abc9c999deba66af7"),
-    ("conv-nodelay", 16): ("fe884bfd3a914fa6e81ab6bb31c064b4ff6c9cdb41e3fc2220785180fc7fc148",
-                           "e403148aee1ad44aa859f2e0ba0efcef28a57b1718970591ad1f97845eca3727"),
-    ("taps", 8): ("716eb4c3b5dcd4ddb385f6af592fd393dce06859ae27f13edbd35b8e583d9f68",
-                  "0228ad827ed90caf1930d1b3c468f79ed5291858ddaa3b587aafebeefcbeee3a"),
-    ("taps", 16): ("ab8fc76d2e5bab9d1aead0e20b18a383a1a9ece6f72a4e5bef58391ce7e4a1ef",
-                   "39626f3265e34de4606e327f55c5cb406871c0bb4a8c55e3bd1a454d6888ff3a"),
+    (None, 8): ("cb0f9ee299ab79198004fc3ce2ad834baec59336f7595e2f963f1a2be66bf15a",
+                "a94c8ee301b4db8edbeb07a6c7edb79d98fe23735a6d7c1813f7418db397df48"),
+    (None, 16): ("3976139ecb0f72f78cdf2572d33cb9dd769f69dd6d30905bd43767d72d65a628",
+                 "8c95a5edaa893c2c43de5a1a3dffba5051c125cb5fe70261427ddb72db892519"),
+    (None, 4): ("d77759e96dc73dbf6a79a8ed55839f807b50ec65468634c9ff99a55874ea3f7b",
+                "5f65c6f1d7ebeddabf8a873a371bdfb949c8889ed21795d50e981d97850d7d52"),
+    ("conv", 8): ("28e26de255a7b6151e819eb66b72f861b04dfae8a1155de4e439d1428416b230",
+                  "aae4f81a7ce9c4a4ac7b6dc5733a50ba4863ee4dc1479d45a757a7e1af428aca"),
+    ("conv", 16): ("02334a5fef8154be75efe2c4701307e391cb83fc00d2b5c430932d492b321b70",
+                   "e5d21db120b566f7a5501cd35e9e3d7b89a2077f78650330b9243df93a0c9ca5"),
+    ("conv", 4): ("bceb745c32a8e30363b41394eb7e4c6ea9d333317b38b63111161a9ea47aad55",
+                  "ea6be8b3326025769f2777503d9ee87d06a2ba733f1e0aa6e9354b3739a44897"),
+    ("dense", 8): ("c56d133056ff3e2b0bcf7798b6c968ca374fbb41c41815ba37c088a9ec7c6c68",
+                   "6a68d04f40673b75ae9c366355ee5f91a2ea10d638f3c230caaba0f4e4c1aef4"),
+    ("dense", 16): ("53278037fe2bcafe2dbfd75fefaaa94df0d16db475b8fe10eee9114d0b0f526c",
+                    "6ff3346c03d22b61a9b39bfcc7f774845ee6d352bb71689c2c13e9a00327b480"),
+    ("dense", 4): ("cccb361ebbc7e71b2e61382e408e5ca4d32be204bbc4a62c59bfe0992d2ad6c6",
+                   "ce3352b4883b0e8c2ab6039a570b6dcb37ad899067c805aa9036bb4272bff7ff"),
+    ("conv-nodelay", 8): ("05e5ecee6e4f614c11ad57df873ba489cdb112f7db4531428fa84a8e383be230",
+                          "2221d674d787d31637719402eccc975a783faf0b2d969016bbe2b4fc17c5df7d"),
+    ("conv-nodelay", 16): ("0bb19e7bd20739decbc61dccd8ba43ea784d7d98b51a642c7b6d3ab877314f32",
+                           "c72fd13910b5ed4343d2e4792a131791a3d6226b29cde7b546ca66302a606c69"),
+    ("taps", 8): ("0289faf3c062b183bfba7e95cb66b8c3d39583584adaf75c33dea833666c72ba",
+                  "2a333438af6e553b0e8c749748b2fed694417316abb6d93655b944934dde2ece"),
+    ("taps", 16): ("37874d7b596a78a5862abd71048172443443f6ce961acc85a1a22552736fe6ee",
+                   "74db1d13c6e131df5f4db3adc5669c29623f5f55666142369006dec0c46279e8"),
 }
 
 
@@ -169,6 +170,22 @@ def test_generated_c_is_pinned(variant, bits):
     model_digest, c_digest = PINNED[(variant, bits)]
     assert network_digest(net) == model_digest, "the test builder changed, not the generator"
     assert folder_digest(generate(net, "pinned")[1]) == c_digest
+
+
+def test_generated_c_with_a_front_end_is_pinned():
+    """The same for a model that hears: tiny_network("conv", n_in=32, ...) with the default integer front end."""
+    import dataclasses
+
+    from codegen.generator.emit import generate
+    from codegen.integer.frontend import FrontEndConfig, design
+    from codegen.integer.modelfile import network_digest
+
+    net = tiny_network("conv", n_in=32, n=8, n_layers=2, weight_bits=8, seed=7)
+    net = dataclasses.replace(net, bin_ms=10.0, frontend=design(FrontEndConfig()))
+    assert network_digest(net) == "e7d29249397c3644bef2244342e649b550f015d318f9e127ab3e1aaacf1f2122"
+    files = generate(net, "pinned")[1]
+    assert "pinned_frontend.c" in files and "delrec_frontend.h" in files
+    assert folder_digest(files) == "a3937b7c5e8bb0f8655db9f6506087777c2435baabb10035cbf4ead97827e6f4"
 
 
 def test_the_import_scan_sees_lazy_and_relative_imports(tmp_path):

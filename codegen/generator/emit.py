@@ -9,6 +9,11 @@ The generated folder holds::
     delrec_runtime.h      the hand-written kernels (header only, shared by every model)
     delrec_kernels.inc    the weight-typed kernels, included by delrec_runtime.h
 
+and, for a model with an audio front end::
+
+    <prefix>_frontend.c   the front end's tables and the streaming calls <prefix>_hear / <prefix>_listen
+    delrec_frontend.h     the front end's hand-written kernels (header only)
+
 Every file starts with the same banner (generator version, model hash, "do not edit") and the bytes
 depend on the model and the prefix only: no dates, no paths, no dictionary-order accidents.
 """
@@ -30,6 +35,8 @@ from ..integer.network import MAX_COUNT, SPEC_VERSION, IntNetwork
 from .plan import ConstArray, Plan, make_plan
 
 RUNTIME_FILES = ("delrec_runtime.h", "delrec_kernels.inc", "delrec_packed.inc", "delrec_matrix.inc")
+FRONTEND_RUNTIME_FILES = ("delrec_frontend.h",)
+SIGNED_FE_PARAMS = ("floor_min", "offset", "depth", "threshold")  # the int32_t fields of delrec_fe_params
 VALUES_PER_LINE = 16
 TEMPLATES = ("codegen.generator",)  # packages whose templates/ folder a render searches, first match wins
 
@@ -110,7 +117,13 @@ def render(plan: Plan) -> dict[str, str]:
     }
     banner = render_template("banner.j2", plan)
     runtime = resources.files("codegen.generator") / "runtime"
-    for name in RUNTIME_FILES:
+    runtime_files = RUNTIME_FILES
+    if plan.frontend is not None:
+        files[f"{plan.prefix}_frontend.c"] = render_template(
+            "frontend.c.j2", plan, fe=plan.frontend, fe_tables=[_array_view(a) for a in plan.frontend.tables],
+            signed_params=SIGNED_FE_PARAMS)
+        runtime_files = RUNTIME_FILES + FRONTEND_RUNTIME_FILES
+    for name in runtime_files:
         files[name] = banner + (runtime / name).read_text(encoding="utf-8")
     return files
 
@@ -133,6 +146,13 @@ def cdef(plan: Plan) -> str:
         f"#define {m}_ERR_SIZE -2",
         f"#define {m}_ERR_STATE -3",
     ]
+    if plan.frontend is not None:
+        fe = plan.frontend
+        if not any(line.startswith(f"#define {m}_ERR_STATE ") for line in macros):
+            macros.append(f"#define {m}_ERR_STATE -3")
+        macros += [f"#define {m}_SAMPLE_RATE {fe.sample_rate}", f"#define {m}_HOP {fe.hop}",
+                   f"#define {m}_FRAME {fe.frame}", f"#define {m}_FE_FLOOR_INIT {fe.floor_init}",
+                   f"#define {m}_FE_MAX_COUNT {fe.max_count}"]
     return "\n".join(macros) + "\n" + render_template("api.h.j2", plan)
 
 

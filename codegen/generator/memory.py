@@ -92,9 +92,11 @@ def worst_stack(callgraph: str, root: str) -> tuple[int, list[str]]:
     return depth(root, frozenset()), sorted(unknown)
 
 
-def measure_code(files: dict[str, str], prefix: str) -> dict | None:
-    """``.text`` and ``.rodata`` of ``<prefix>.c`` built for a Cortex-M4 at -Os, and the worst-case stack of
-    ``<prefix>_step`` and ``<prefix>_classify`` by gcc's static analysis; ``None`` without a toolchain."""
+def measure_code(files: dict[str, str], prefix: str, source: str | None = None,
+                 stack_of: tuple[str, ...] = ("step", "classify")) -> dict | None:
+    """``.text`` and ``.rodata`` of ``source`` (default ``<prefix>.c``) built for a Cortex-M4 at -Os, and the
+    worst-case stack of ``<prefix>_<name>`` for each name of ``stack_of`` by gcc's static analysis (as
+    ``stack_<name>``); ``None`` without a toolchain."""
     gcc, size = shutil.which("arm-none-eabi-gcc"), shutil.which("arm-none-eabi-size")
     if gcc is None or size is None:
         return None
@@ -103,7 +105,7 @@ def measure_code(files: dict[str, str], prefix: str) -> dict | None:
             (Path(tmp) / name).write_text(text, encoding="utf-8")
         obj = Path(tmp) / "model.o"
         subprocess.run([gcc, *CODE_TARGET[1], "-std=c99", "-ffunction-sections", "-fdata-sections",
-                        "-fcallgraph-info=su", "-I", tmp, "-c", str(Path(tmp) / f"{prefix}.c"), "-o", str(obj)],
+                        "-fcallgraph-info=su", "-I", tmp, "-c", str(Path(tmp) / (source or f"{prefix}.c")), "-o", str(obj)],
                        check=True, capture_output=True, cwd=tmp)  # fmt: skip
         listing = subprocess.run([size, "-A", str(obj)], check=True, capture_output=True, text=True).stdout
         callgraph = next(Path(tmp).glob("*.ci")).read_text()
@@ -114,10 +116,13 @@ def measure_code(files: dict[str, str], prefix: str) -> dict | None:
             text += int(m.group(2))
         elif m and m.group(1).startswith(".rodata"):
             rodata += int(m.group(2))
-    step, unknown = worst_stack(callgraph, f"{prefix}_step")
-    classify, _ = worst_stack(callgraph, f"{prefix}_classify")
-    return {"target": CODE_TARGET[0], "flags": " ".join(CODE_TARGET[1]), "text": text, "rodata": rodata,
-            "stack_step": step, "stack_classify": classify, "stack_unknown_callees": unknown}
+    out = {"target": CODE_TARGET[0], "flags": " ".join(CODE_TARGET[1]), "text": text, "rodata": rodata}
+    unknown: set[str] = set()
+    for name in stack_of:
+        out[f"stack_{name}"], missing = worst_stack(callgraph, f"{prefix}_{name}")
+        unknown.update(missing)
+    out["stack_unknown_callees"] = sorted(unknown)
+    return out
 
 
 def memory_report(plan: Plan, files: dict[str, str] | None = None) -> dict:
@@ -133,7 +138,7 @@ def memory_report(plan: Plan, files: dict[str, str] | None = None) -> dict:
     if packed4:
         stored = sum(a.nbytes for a in plan.arrays if a.name in {m["name"] for m in packed4})
         int4 = {"bytes": stored, "int8_bytes": sum(m["int8_bytes"] for m in packed4)}
-    return {
+    report = {
         "prefix": plan.prefix,
         "int4_packed": int4,
         "model_sha256": plan.model_sha256,
@@ -161,6 +166,26 @@ def memory_report(plan: Plan, files: dict[str, str] | None = None) -> dict:
             "input, 'dynamic' while the step's input total is <= packed_limit, 'none' in 32 bits; int4_packed: "
             "the bytes of the int4 matrices and what they would take as int8 (same padding)",
         ],
+    }
+    if plan.frontend is not None:
+        report["frontend"] = frontend_report(plan, files)
+    return report
+
+
+def frontend_report(plan: Plan, files: dict[str, str] | None = None) -> dict:
+    """The front end's own memory: its tables and constants (flash), its state fields (RAM), its stack scratch
+    per bin and, with a toolchain, the code of ``<prefix>_frontend.c`` (the kernels and the streaming calls)."""
+    from .frontend_plan import PARAMS_BYTES
+
+    fe = plan.frontend
+    name = f"{plan.prefix}_frontend.c"
+    code = measure_code(files, plan.prefix, name, stack_of=("hear",)) if files is not None and name in files else None
+    return {
+        "describe": fe.describe,
+        "flash": {"tables": fe.table_bytes, "constants": PARAMS_BYTES, "total": fe.table_bytes + PARAMS_BYTES},
+        "ram": {f.name: f.nbytes for f in fe.state} | {"total": fe.state_bytes},
+        "bin_stack_scratch": fe.scratch_bytes,
+        "code": code,
     }
 
 
@@ -200,4 +225,11 @@ def format_report(report: dict) -> str:
         out.append(f"code ({code['target']}, {code['flags']}): .text {code['text']} B, .rodata {code['rodata']} B; "
                    f"stack of one step {code['stack_step']} B, of classify {code['stack_classify']} B "
                    f"(gcc static call-graph analysis, C library callees not counted)")
+    fe = report.get("frontend")
+    if fe is not None:
+        fcode = fe["code"]
+        code_text = ("not measured" if fcode is None else f".text {fcode['text']} B (tables in .rodata {fcode['rodata']} B), "
+                     f"stack of {report['prefix']}_hear {fcode['stack_hear']} B (static analysis)")
+        out.append(f"front end: tables and constants {fe['flash']['total']} B flash, state {fe['ram']['total']} B RAM "
+                   f"(in the state struct), code {code_text}")
     return "\n".join(out)

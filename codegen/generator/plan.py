@@ -260,6 +260,7 @@ class Plan:
     max_cols: int = 0  # most columns of any matrix (padding included): the int32 scratch accumulators
     max_n_in: int = 0  # most inputs of any matrix: the event list scratch
     meta: dict = field(default_factory=dict)
+    frontend: "FrontendPlan | None" = None  # the audio front end (codegen.generator.frontend_plan), if any
 
     @property
     def regions(self) -> list[str]:
@@ -277,6 +278,8 @@ class Plan:
         every = [*self.readout.state]
         for layer in self.layers:
             every += layer.state
+        if self.frontend is not None:
+            every += self.frontend.state
         return tuple(sorted(every, key=lambda f: -f.align))  # stable: same-alignment members keep model order
 
     @property
@@ -462,11 +465,16 @@ def make_plan(net: IntNetwork, prefix: str = "model", max_steps: int = 1 << 20) 
         matrix=matrix,
     )
     bin_us = int(round_half_up(net.bin_ms * 1000))  # the project's one rounding rule, even for a macro
+    frontend = None
+    if net.frontend is not None:
+        from .frontend_plan import frontend_plan
+
+        frontend = frontend_plan(net.frontend)
     plan = Plan(
         prefix=prefix, macro=prefix.upper(), model_sha256=network_digest(net), n_inputs=net.n_inputs, n_classes=k,
         bin_us=bin_us, classes=tuple(net.classes), layers=layers, readout=readout,
         max_n=max([layer.n for layer in layers] + [k]), max_words=max(layer.words for layer in layers),
-        meta=dict(net.meta),
+        meta=dict(net.meta), frontend=frontend,
     )
     return dataclasses.replace(plan, max_cols=max([plan.max_n] + [m.cols for m in plan.matrices]),
                                max_n_in=max(m.n_in for m in plan.matrices))

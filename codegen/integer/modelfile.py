@@ -10,6 +10,12 @@ Layout: a zip archive (so ``numpy.load(path, allow_pickle=False)`` opens it too)
     layers.<i>.recurrence.delays.npy            int32
     readout.weight.npy              (K, N_last) int8 / int16
     readout.bias.npy                (K,)        int32
+    frontend.<name>.npy             int16 arrays of the audio front end (window, cos, sin, chan, weight,
+                                    log_table), when the network has one; its scalars are in the header
+
+The front end alone is written the same way (:func:`frontend_bytes`, format ``delrec-edge-int-frontend``):
+datasets built from audio keep theirs in ``frontend.int.npz``, and :func:`frontend_digest` (the sha256 of
+those bytes) identifies it in ``dataset.json``, in checkpoints and in runs.
 
 The bytes are a function of the network alone: entries are sorted, stored uncompressed (deflate output
 depends on the zlib build) with a fixed date and attributes, the JSON keys are sorted and every ``.npy``
@@ -33,11 +39,16 @@ import numpy as np
 
 from ..common.atomic import write_bytes_atomic
 from ..common.errors import UserError
+from .frontend import ARRAYS as FRONTEND_ARRAYS
+from .frontend import SCALARS as FRONTEND_SCALARS
+from .frontend import IntFrontEnd, validate_frontend
 from .network import SPEC_VERSION, IntLayer, IntNetwork, IntReadout, IntRecurrence
 from .validate import WEIGHT_BITS, check_int, is_int, validate_network
 
 FORMAT_NAME = "delrec-edge-int-model"
+FRONTEND_FORMAT_NAME = "delrec-edge-int-frontend"
 FORMAT_VERSION = 1
+FRONTEND_DTYPE = "int16"
 HEADER = "header.json"
 SUFFIX = ".int.npz"
 
@@ -81,8 +92,21 @@ def _all_arrays(net: IntNetwork) -> dict[str, np.ndarray]:
         arrays.update(_layer_arrays(i, layer))
     arrays["readout.weight"] = (net.readout.weight, weight_dtype(net.readout.weight_bits))
     arrays["readout.bias"] = (net.readout.bias, BIAS_DTYPE)
+    if net.frontend is not None:
+        arrays.update(_frontend_arrays(net.frontend))
     # validation has checked the ranges, so these conversions never wrap
     return {name: np.ascontiguousarray(a, dtype=_DTYPES[dt]) for name, (a, dt) in arrays.items()}
+
+
+def _frontend_arrays(fe: IntFrontEnd) -> dict[str, tuple[np.ndarray, str]]:
+    return {f"frontend.{name}": (getattr(fe, name), FRONTEND_DTYPE) for name in FRONTEND_ARRAYS}
+
+
+def _frontend_header(fe: IntFrontEnd) -> dict:
+    h = {name: int(getattr(fe, name)) for name in FRONTEND_SCALARS}
+    h["fft_shifts"] = [int(v) for v in fe.fft_shifts]
+    h["config"] = fe.config
+    return h
 
 
 def _layer_header(layer: IntLayer) -> dict:
@@ -120,6 +144,7 @@ def _header(net: IntNetwork, arrays: dict[str, np.ndarray]) -> dict:
             "leak_shift": int(r.leak_shift),
             "weight_bits": int(r.weight_bits),
         },
+        "frontend": None if net.frontend is None else _frontend_header(net.frontend),
         "arrays": {name: {"dtype": a.dtype.name, "shape": list(a.shape)} for name, a in arrays.items()},
     }
 
@@ -151,6 +176,33 @@ def network_bytes(net: IntNetwork) -> bytes:
     entries = {f"{name}.npy": _npy_bytes(a) for name, a in arrays.items()}
     entries[HEADER] = header.encode("utf-8")
     return _zip_bytes(entries)
+
+
+def frontend_bytes(fe: IntFrontEnd) -> bytes:
+    """The standalone front-end file (validated first; ``ValueError`` if invalid): same layout as a model file."""
+    validate_frontend(fe)
+    arrays = {name: np.ascontiguousarray(a, dtype=_DTYPES[dt]) for name, (a, dt) in _frontend_arrays(fe).items()}
+    header = {
+        "format": FRONTEND_FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "spec_version": SPEC_VERSION,
+        "frontend": _frontend_header(fe),
+        "arrays": {name: {"dtype": a.dtype.name, "shape": list(a.shape)} for name, a in arrays.items()},
+    }
+    text = json.dumps(header, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    entries = {f"{name}.npy": _npy_bytes(a) for name, a in arrays.items()}
+    entries[HEADER] = text.encode("utf-8")
+    return _zip_bytes(entries)
+
+
+def frontend_digest(fe: IntFrontEnd) -> str:
+    """sha256 (hex) of :func:`frontend_bytes`: the identity of a front end, wherever it is recorded."""
+    return hashlib.sha256(frontend_bytes(fe)).hexdigest()
+
+
+def save_frontend(fe: IntFrontEnd, path: Path | str) -> None:
+    """Write the standalone front-end file atomically."""
+    write_bytes_atomic(Path(path), frontend_bytes(fe))
 
 
 def network_digest(net: IntNetwork) -> str:
@@ -258,7 +310,7 @@ def _decode_npy(data: bytes, name: str, dtype: np.dtype, shape: tuple[int, ...])
     return np.ascontiguousarray(a, dtype=dtype.newbyteorder("="))
 
 
-def _read_header(archive: _Archive) -> dict:
+def _read_header(archive: _Archive, format_name: str = FORMAT_NAME) -> dict:
     if HEADER not in archive.unread:
         raise ValueError(f"missing {HEADER}")
     try:
@@ -267,8 +319,9 @@ def _read_header(archive: _Archive) -> dict:
         raise ValueError(f"{HEADER} is not valid JSON ({exc})") from None
     if not isinstance(header, dict):
         raise ValueError(f"{HEADER} is not a JSON object")
-    if header.get("format") != FORMAT_NAME:
-        raise ValueError(f"not a delrec-edge integer model (format {header.get('format')!r}, expected {FORMAT_NAME!r})")
+    if header.get("format") != format_name:
+        what = "integer model" if format_name == FORMAT_NAME else "integer front end"
+        raise ValueError(f"not a delrec-edge {what} (format {header.get('format')!r}, expected {format_name!r})")
     version = header.get("version")
     if version != FORMAT_VERSION or isinstance(version, bool):
         raise ValueError(f"unsupported file format version {version!r} (this version reads {FORMAT_VERSION})")
@@ -324,6 +377,22 @@ def _read_readout(h: dict, archive: _Archive) -> IntReadout:
     )
 
 
+def _read_frontend(h, archive: _Archive) -> IntFrontEnd | None:
+    if h is None:
+        return None
+    if not isinstance(h, dict):
+        raise ValueError("header: field frontend must be an object or null")
+    shifts = _field(h, "fft_shifts", "frontend", list)
+    if not all(is_int(v) for v in shifts):
+        raise ValueError("header: frontend.fft_shifts must be integers")
+    return IntFrontEnd(
+        **{name: _field(h, name, "frontend") for name in FRONTEND_SCALARS},
+        **{name: archive.array(f"frontend.{name}", FRONTEND_DTYPE) for name in FRONTEND_ARRAYS},
+        fft_shifts=tuple(shifts),
+        config=_field(h, "config", "frontend", dict),
+    )
+
+
 def _parse(data: bytes) -> IntNetwork:
     archive = _Archive(data)
     header = _read_header(archive)
@@ -339,6 +408,7 @@ def _parse(data: bytes) -> IntNetwork:
         classes=tuple(classes),
         meta=_field(header, "meta", "", dict),
         spec_version=header["spec_version"],
+        frontend=_read_frontend(header.get("frontend"), archive),
     )
     # a stray entry means the header and the content disagree about what the model is
     if archive.leftovers():
@@ -346,19 +416,41 @@ def _parse(data: bytes) -> IntNetwork:
     return net
 
 
-def load_network(path: Path | str) -> IntNetwork:
-    """Read and fully validate a model file; any problem is a one-line :class:`UserError` naming ``path``."""
+def _parse_frontend(data: bytes) -> IntFrontEnd:
+    archive = _Archive(data)
+    header = _read_header(archive, FRONTEND_FORMAT_NAME)
+    fe = _read_frontend(_field(header, "frontend", "", dict), archive)
+    if archive.leftovers():
+        raise ValueError(f"entries not described by the header: {', '.join(archive.leftovers())}")
+    return fe
+
+
+def _read_bytes(path: Path | str, what: str) -> bytes:
     try:
-        data = Path(path).read_bytes()
+        return Path(path).read_bytes()
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
     except IsADirectoryError:
-        raise UserError(f"{path}: is a directory, not a model file") from None
+        raise UserError(f"{path}: is a directory, not {what}") from None
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def _load(path: Path | str, what: str, parse, validate):
+    data = _read_bytes(path, what)
     try:
-        net = _parse(data)
-        validate_network(net)
+        obj = parse(data)
+        validate(obj)
     except ValueError as exc:
         raise UserError(f"{path}: " + " ".join(str(exc).split())) from None
-    return net
+    return obj
+
+
+def load_frontend(path: Path | str) -> IntFrontEnd:
+    """Read and validate a standalone front-end file; any problem is a one-line :class:`UserError`."""
+    return _load(path, "a front-end file", _parse_frontend, validate_frontend)
+
+
+def load_network(path: Path | str) -> IntNetwork:
+    """Read and fully validate a model file; any problem is a one-line :class:`UserError` naming ``path``."""
+    return _load(path, "a model file", _parse, validate_network)

@@ -28,6 +28,10 @@ The readout integrates without spiking, on a 32-bit state::
 
 and the predicted class is the first index of the largest ``score``. Every state starts at zero.
 
+A network may carry the integer audio front end it was trained with (:mod:`codegen.integer.frontend`, spec
+version 2 on): int16 PCM in, the counts above out, one bin per hop. Its channels are the network's inputs and
+its hop equals ``bin_ms``; a network without one (trained on spike data such as SHD) takes counts only.
+
 This module holds the data and the spec's constants only; the invariants are checked by
 :mod:`codegen.integer.validate`, the arithmetic lives in :mod:`codegen.integer.refmodel`.
 """
@@ -38,7 +42,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-SPEC_VERSION = 1  # bump whenever the arithmetic above changes
+from .frontend import IntFrontEnd
+
+SPEC_VERSION = 2  # bump whenever the arithmetic above changes (2: the integer audio front end)
 VARIANTS = ("conv", "dense", "conv-nodelay", "taps")  # the recurrent variants, everywhere in this order
 RESETS = ("zero", "subtract")  # the membrane resets after a spike
 MAX_COUNT = 255  # input spike counts per channel and step are 0..MAX_COUNT (uint8)
@@ -122,6 +128,7 @@ class IntNetwork:
     classes: tuple[str, ...] = ()
     meta: dict = field(default_factory=dict)  # preset, provenance (source checkpoint hash), ...
     spec_version: int = SPEC_VERSION
+    frontend: IntFrontEnd | None = None  # the audio front end the network hears through, if any
 
     @property
     def n_classes(self) -> int:

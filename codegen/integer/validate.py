@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .fixedpoint import LEAK_SHIFT, MAX_SHIFT, int_range
+from .frontend import validate_frontend
 from .network import RESETS, SPEC_VERSION, VARIANTS, IntLayer, IntNetwork, IntReadout, IntRecurrence
 
 MAX_DELAY = 65534  # the largest delay whose ring buffer (max_delay + 1 slots) is indexed by a uint16
@@ -174,3 +175,16 @@ def validate_network(net: IntNetwork) -> None:
     _check_readout(net.readout, n_in)
     if net.classes and len(net.classes) != net.n_classes:
         raise ValueError(f"{len(net.classes)} class names for {net.n_classes} readout rows")
+    if net.frontend is not None:
+        _check_frontend(net)
+
+
+def _check_frontend(net: IntNetwork) -> None:
+    """The front end is valid, feeds every input and completes one bin per network step."""
+    fe = net.frontend
+    validate_frontend(fe)
+    if fe.n_channels != net.n_inputs:
+        raise ValueError(f"the front end has {fe.n_channels} channels but the network takes {net.n_inputs} inputs")
+    if abs(fe.hop_ms - net.bin_ms) > 1e-9:
+        raise ValueError(f"the front end's hop ({fe.hop} samples = {fe.hop_ms:g} ms at {fe.sample_rate} Hz) differs "
+                         f"from the network's bin width ({net.bin_ms:g} ms); they must be equal")

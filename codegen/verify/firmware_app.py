@@ -98,27 +98,35 @@ def expected(net: IntNetwork, samples: np.ndarray) -> Expected:
     last = None
     for t in range(t_steps):
         tr = refmodel.step(net, state, x[:, t])
-        cols = []
         for i, layer in enumerate(net.layers):
-            cols += [_u32(state.v[i]), _pack(tr.layers[i].spikes)]
-            rec = layer.recurrence
-            if rec is not None:
-                ring = state.ring[i]  # (L, B, N): slot s of the reference is slot s of the C (head = t % L)
-                cols += [_pack(ring[s]) for s in range(ring.shape[0])]
-                cols.append(np.full((n, 1), (t + 1) % ring.shape[0], dtype=np.uint64))
             source = x[:, t] if i == 0 else tr.layers[i - 1].spikes
             kernel[("ff", i)] += np.count_nonzero(source, axis=1) * layer.n
-            if rec is not None:
-                kernel[("recurrence", i)] += _recurrent_events(rec, tr.layers[i].z, state.ring[i], t)
+            if layer.recurrence is not None:
+                kernel[("recurrence", i)] += _recurrent_events(layer.recurrence, tr.layers[i].z, state.ring[i], t)
         kernel[("readout",)] += np.count_nonzero(tr.layers[-1].spikes, axis=1) * net.n_classes
-        score = state.score.astype(np.uint64)
-        halves = np.stack([score & np.uint64(0xFFFFFFFF), score >> np.uint64(32)], axis=2)  # (B, K, 2)
-        cols += [_u32(state.u), halves.reshape(n, -1)]  # per class: low word, then high word
-        h = _fold(h, np.concatenate(cols, axis=1))
+        h = _fold(h, state_words(net, state, tr))
         last = tr
     scores = state.score.copy()
     events = np.sum(list(kernel.values()), axis=0)
     return Expected(h, refmodel.predictions_from(scores), last.u.copy(), scores, events, kernel)
+
+
+def state_words(net: IntNetwork, state: refmodel.State, last: refmodel.StepTrace | None) -> np.ndarray:
+    """(B, W) uint64: the 32-bit words of the network's complete state after a step, in the order the apps fold
+    them (``last``: that step's trace, for the spike words; None before the first step)."""
+    n = state.batch
+    cols = []
+    for i, layer in enumerate(net.layers):
+        spikes = np.zeros((n, layer.n), np.uint8) if last is None else last.layers[i].spikes
+        cols += [_u32(state.v[i]), _pack(spikes)]
+        if layer.recurrence is not None:
+            ring = state.ring[i]  # (L, B, N): slot s of the reference is slot s of the C (head = t % L)
+            cols += [_pack(ring[s]) for s in range(ring.shape[0])]
+            cols.append(np.full((n, 1), state.t % ring.shape[0], dtype=np.uint64))
+    score = state.score.astype(np.uint64)
+    halves = np.stack([score & np.uint64(0xFFFFFFFF), score >> np.uint64(32)], axis=2)  # (B, K, 2)
+    cols += [_u32(state.u), halves.reshape(n, -1)]  # per class: low word, then high word
+    return np.concatenate(cols, axis=1)
 
 
 def _recurrent_events(rec, z: np.ndarray, ring: np.ndarray, t: int) -> np.ndarray:

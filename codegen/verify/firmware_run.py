@@ -167,6 +167,17 @@ def run_qemu(target: str, elf: Path, timeout: int = 300, fw: Path | None = None,
     return proc.stdout, counts
 
 
+def run_and_parse(target: str, elf: Path, parse, fw: Path | None = None):
+    """Run ``elf`` on the target's board and parse its output with ``parse``: (parsed output, seconds)."""
+    t0 = time.perf_counter()
+    text, _ = run_qemu(target, elf, fw=fw)
+    try:
+        out = parse(text)
+    except ValueError as exc:
+        raise UserError(f"{target}: unexpected firmware output: {exc}") from None
+    return out, time.perf_counter() - t0
+
+
 # ------------------------------------------------------------------------------------------ parity run
 
 
@@ -347,4 +358,107 @@ def format_profiles(reports: list[TargetReport]) -> str:
               for row in [head, *rows]]
     lines.append("SysTick per step includes the timer reads around the call (about 30 instructions) and has a "
                  "resolution of one tick")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------- audio parity
+
+
+@dataclass
+class AudioReport:
+    """The audio app on one target: parity, instructions per block of one hop (10 ms), memory."""
+
+    target: str
+    machine: str
+    optimize: str
+    clips: int
+    blocks: int
+    bit_exact: int | None  # None: built only
+    first_mismatch: str | None
+    hop_ms: float
+    insns_per_hop: float | None  # listen: front end and network, mean over blocks
+    insns_per_hop_max: float | None
+    frontend_insns_per_hop: float | None  # hear: the front end alone
+    frontend_insns_per_hop_max: float | None
+    frontend_state_ram: int
+    frontend_flash: int  # tables and constants, plus the code of <prefix>_frontend.c (-Os) when measured
+    frontend_code: int | None
+    flash: int
+    ram: int
+    build_seconds: float
+    run_seconds: float | None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def percent_of(self, insns: float | None, mhz: float = 80.0) -> float | None:
+        """``insns`` per hop as a percentage of a ``mhz`` core (one instruction per cycle)."""
+        return None if insns is None else 100.0 * insns / (mhz * 1e6 * self.hop_ms / 1000)
+
+
+def stage_audio_inputs(work: Path, plan, files: dict[str, str], clips) -> tuple[Path, Path]:
+    """Write the generated model to ``work/c`` and the audio app's ``app_config.h`` to ``work/app-audio``."""
+    from . import firmware_audio
+
+    c_dir, app_dir = Path(work) / "c", Path(work) / "app-audio"
+    for d in (c_dir, app_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    write_folder(files, c_dir)
+    write_bytes_atomic(app_dir / "app_config.h", firmware_audio.audio_config(plan, clips).encode())
+    return c_dir, app_dir
+
+
+def audio_parity(net, plan, files: dict[str, str], clips, target: str, work: Path, optimize: str = "-O2",
+                 reference_kernels: bool = False, fw: Path | None = None,
+                 portable_kernels: bool = False) -> AudioReport:
+    """Build the audio app for ``clips`` (int16) on ``target``, run it (if emulated) and compare everything."""
+    from . import firmware_audio
+
+    work = Path(work)
+    c_dir, app_dir = stage_audio_inputs(work, plan, files, clips)
+    info = target_info(target, fw)
+    b = build(target, c_dir, app_dir, work / "build-audio", optimize, reference_kernels, fw=fw, app="audio",
+              portable_kernels=portable_kernels)
+    mem = memory_report(plan, files).get("frontend", {})
+    code = (mem.get("code") or {}).get("text")
+    fe = plan.frontend
+    report = AudioReport(
+        target=target, machine=info.get("machine", ""), optimize=optimize, clips=len(clips),
+        blocks=sum(len(firmware_audio.blocks(len(c), fe.hop)) for c in clips), bit_exact=None, first_mismatch=None,
+        hop_ms=fe.hop * 1000 / fe.sample_rate, insns_per_hop=None, insns_per_hop_max=None,
+        frontend_insns_per_hop=None, frontend_insns_per_hop_max=None, frontend_state_ram=fe.state_bytes,
+        frontend_flash=mem["flash"]["total"] + (code or 0), frontend_code=code, flash=b.flash, ram=b.ram,
+        build_seconds=b.seconds, run_seconds=None,
+    )
+    if not report.machine:
+        return report
+    out, report.run_seconds = run_and_parse(target, b.elf, firmware_audio.parse_output, fw)
+    exp = firmware_audio.expected(net, clips)
+    check = firmware_audio.check(exp, out)
+    report.bit_exact, report.first_mismatch = check.exact, check.first
+    blocks = sum(r.blocks for r in out.results)
+    report.insns_per_hop = out.insns(sum(r.listen_ticks_sum for r in out.results)) / blocks
+    report.insns_per_hop_max = max(out.insns(r.listen_ticks_max) for r in out.results)
+    report.frontend_insns_per_hop = out.insns(sum(r.hear_ticks_sum for r in out.results)) / blocks
+    report.frontend_insns_per_hop_max = max(out.insns(r.hear_ticks_max) for r in out.results)
+    return report
+
+
+def format_audio_reports(reports: list[AudioReport]) -> str:
+    head = ("target", "board", "opt", "parity (audio)", "front end insns/10 ms", "max", "% of 80 MHz",
+            "audio->class insns/10 ms", "max", "% of 80 MHz", "front-end state B", "front-end flash B")
+    rows = []
+    for r in reports:
+        parity = "built only" if r.bit_exact is None else f"{r.bit_exact}/{r.clips} clips"
+        fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+        rows.append((r.target, r.machine or "-", r.optimize, parity, fmt(r.frontend_insns_per_hop, ",.0f"),
+                     fmt(r.frontend_insns_per_hop_max, ",.0f"), fmt(r.percent_of(r.frontend_insns_per_hop), ".1f"),
+                     fmt(r.insns_per_hop, ",.0f"), fmt(r.insns_per_hop_max, ",.0f"),
+                     fmt(r.percent_of(r.insns_per_hop), ".1f"), f"{r.frontend_state_ram:,}", f"{r.frontend_flash:,}"))
+    widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) if i < 4 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+             for row in [head, *rows]]
+    lines.append("per block of one hop (10 ms of audio), mean and maximum over all blocks; the front end alone is "
+                 "<prefix>_hear, audio->class is <prefix>_listen (front end and network step); QEMU instructions, "
+                 "not cycles; front-end flash = tables, constants and the code of <prefix>_frontend.c at -Os")
     return "\n".join(lines)

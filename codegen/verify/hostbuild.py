@@ -103,10 +103,20 @@ def _trace_source(plan: Plan) -> str:
 
 def _trace_cdef(plan: Plan) -> str:
     p = plan.prefix
-    return (
+    out = (
         f"static int {p}_host_trace({p}_state *state, const uint8_t *inputs, size_t n_steps, int32_t *v_out,\n"
         "    uint8_t *spikes_out, uint32_t *head_out, int32_t *u_out, int64_t *score_out);\n"
     )
+    if plan.frontend is not None:
+        out += (
+            f"static int {p}_host_hear({p}_state *state, const int16_t *pcm, const uint32_t *chunks, size_t n_chunks,\n"
+            "    uint8_t *counts, size_t max_bins, int16_t *ring_out, uint32_t *index_out, int32_t *floor_out,\n"
+            "    int32_t *peak_out, int32_t *v_out, uint8_t *refractory_out, uint8_t *last_out);\n"
+            f"static int {p}_host_listen({p}_state *state, const int16_t *pcm, const uint32_t *chunks, size_t n_chunks,\n"
+            "    size_t max_steps, uint8_t *counts_out, int32_t *floor_out, int32_t *v_out, int32_t *u_out,\n"
+            "    int64_t *score_out);\n"
+        )
+    return out
 
 
 @dataclass(frozen=True)
@@ -125,6 +135,8 @@ def build(plan: Plan, files: dict[str, str], options: BuildOptions = BuildOption
 
     cc = compiler()
     preamble = f'#include <string.h>\n#include "{plan.prefix}.h"\n#include "delrec_runtime.h"\n' + _trace_source(plan)
+    if plan.frontend is not None:
+        preamble += render_template("host_audio.c.j2", plan, TEMPLATES)
     key = hashlib.sha256()
     for name in sorted(files):
         key.update(name.encode() + b"\0" + files[name].encode() + b"\0")
@@ -142,19 +154,22 @@ def build(plan: Plan, files: dict[str, str], options: BuildOptions = BuildOption
         src = work / "src"
         src.mkdir()
         write_folder(files, src)
-        obj = work / f"{plan.prefix}.o"
-        proc = subprocess.run(
-            [cc, *options.compile_flags, "-I", str(src), "-c", str(src / f"{plan.prefix}.c"), "-o", str(obj)],
-            capture_output=True, text=True,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"compiling the generated C failed:\n{proc.stderr}")
+        objects = []
+        for name in sorted(n for n in files if n.endswith(".c")):  # the model, and its front end if it has one
+            obj = work / (name[:-2] + ".o")
+            proc = subprocess.run(
+                [cc, *options.compile_flags, "-I", str(src), "-c", str(src / name), "-o", str(obj)],
+                capture_output=True, text=True,
+            )
+            if proc.returncode != 0:
+                raise RuntimeError(f"compiling the generated C failed:\n{proc.stderr}")
+            objects.append(str(obj))
         ffi = cffi.FFI()
         ffi.cdef(cdef(plan) + "\n" + _trace_cdef(plan))
         # Python's CFLAGS carry -fwrapv, which would hide signed overflow in the wrapper and trace helper
         sanitize = [*SANITIZE_FLAGS, "-fno-wrapv"] if options.sanitize else []
         ffi.set_source(
-            module, preamble, include_dirs=[str(src)], extra_objects=[str(obj)],
+            module, preamble, include_dirs=[str(src)], extra_objects=objects,
             extra_compile_args=[options.optimize, *sanitize], extra_link_args=sanitize,
         )
         so = Path(ffi.compile(tmpdir=str(work / "cffi"), verbose=False))
@@ -196,6 +211,50 @@ class Trace:
 def _ok(rc: int, what: str) -> None:
     if rc < 0:
         raise RuntimeError(f"generated C: {what} returned error code {rc}")
+
+
+@dataclass(frozen=True)
+class HearTrace:
+    """:meth:`HostModel.hear`: the counts of every completed bin (nb, C) and the front end's complete state after
+    every piece of input: ``ring`` (P, N), ``pos``/``fill``/``peak`` (P,), ``floor``/``v``/``refractory``/``counts``
+    (P, C)."""
+
+    bins: np.ndarray
+    ring: np.ndarray
+    pos: np.ndarray
+    fill: np.ndarray
+    floor: np.ndarray
+    peak: np.ndarray
+    v: np.ndarray
+    refractory: np.ndarray
+    counts: np.ndarray
+
+
+@dataclass(frozen=True)
+class ListenTrace:
+    """:meth:`HostModel.listen`: after every network step, the bin's ``counts``, the front end's ``floor`` and
+    ``v`` (S, C), the readout ``u`` and the ``score`` (S, K)."""
+
+    counts: np.ndarray
+    floor: np.ndarray
+    v: np.ndarray
+    u: np.ndarray
+    score: np.ndarray
+
+
+def _chunks(n: int, chunks) -> np.ndarray:
+    """Piece sizes (uint32) covering ``n`` samples: ``chunks`` itself (must sum to n), or one piece."""
+    sizes = np.array([n] if chunks is None else list(chunks), dtype=np.int64)
+    if sizes.size == 0 or sizes.min() < 0 or int(sizes.sum()) != n:
+        raise ValueError(f"chunk sizes must be >= 0 and sum to the {n} samples")
+    return np.ascontiguousarray(sizes, dtype=np.uint32)
+
+
+def _pcm16(pcm) -> np.ndarray:
+    a = np.asarray(pcm)
+    if a.ndim != 1 or a.dtype.kind not in "iu" or (a.size and (a.min() < -32768 or a.max() > 32767)):
+        raise ValueError("pcm must be a 1-D array of int16 values")
+    return np.ascontiguousarray(a, dtype=np.int16)
 
 
 class HostModel:
@@ -263,6 +322,45 @@ class HostModel:
         bounds = np.cumsum([0] + [layer.n for layer in self.plan.layers])
         split = lambda a: tuple(a[:, bounds[i] : bounds[i + 1]] for i in range(len(self.plan.layers)))  # noqa: E731
         return Trace(split(v), split(spikes), head, u, score)
+
+    def hear(self, state, pcm, chunks=None) -> HearTrace:
+        """Feed ``pcm`` (int16 values) through ``<prefix>_hear`` in pieces ``chunks`` (sizes, default one piece),
+        from ``state`` (continuing it)."""
+        fe = self.plan.frontend
+        x = _pcm16(pcm)
+        sizes = _chunks(x.size, chunks)
+        p, c, n = sizes.size, fe.channels, fe.frame
+        max_bins = (fe.hop + x.size) // fe.hop
+        bins = np.zeros((max_bins, c), np.uint8)
+        ring = np.zeros((p, n), np.int16)
+        index = np.zeros((p, 2), np.uint32)
+        floor, v = np.zeros((p, c), np.int32), np.zeros((p, c), np.int32)
+        peak = np.zeros(p, np.int32)
+        refractory, last = np.zeros((p, c), np.uint8), np.zeros((p, c), np.uint8)
+        buf = self.ffi.from_buffer
+        rc = getattr(self.lib, f"{self.plan.prefix}_host_hear")(
+            state, buf("int16_t[]", x), buf("uint32_t[]", sizes), p, buf("uint8_t[]", bins), max_bins,
+            buf("int16_t[]", ring), buf("uint32_t[]", index), buf("int32_t[]", floor), buf("int32_t[]", peak),
+            buf("int32_t[]", v), buf("uint8_t[]", refractory), buf("uint8_t[]", last))
+        _ok(rc, "hear")
+        return HearTrace(bins[:rc], ring, index[:, 0], index[:, 1], floor, peak, v, refractory, last)
+
+    def listen(self, state, pcm, chunks=None) -> ListenTrace:
+        """Feed ``pcm`` through ``<prefix>_listen`` in pieces ``chunks`` from ``state``; record every step."""
+        fe = self.plan.frontend
+        x = _pcm16(pcm)
+        sizes = _chunks(x.size, chunks)
+        c, k = fe.channels, self.plan.n_classes
+        max_steps = (fe.hop + x.size) // fe.hop
+        counts = np.zeros((max_steps, c), np.uint8)
+        floor, v = np.zeros((max_steps, c), np.int32), np.zeros((max_steps, c), np.int32)
+        u, score = np.zeros((max_steps, k), np.int32), np.zeros((max_steps, k), np.int64)
+        buf = self.ffi.from_buffer
+        rc = getattr(self.lib, f"{self.plan.prefix}_host_listen")(
+            state, buf("int16_t[]", x), buf("uint32_t[]", sizes), sizes.size, max_steps, buf("uint8_t[]", counts),
+            buf("int32_t[]", floor), buf("int32_t[]", v), buf("int32_t[]", u), buf("int64_t[]", score))
+        _ok(rc, "listen")
+        return ListenTrace(counts[:rc], floor[:rc], v[:rc], u[:rc], score[:rc])
 
 
 def build_host_model(plan: Plan, files: dict[str, str], options: BuildOptions = BuildOptions()) -> HostModel:

@@ -4,6 +4,10 @@ Every sample runs from a fresh state through :class:`~codegen.verify.hostbuild.H
 layer's membranes and spikes, the readout and the scores after every step) and through ``classify``; the
 reference model runs the same samples in batches. :func:`codegen.verify.compare.compare` then requires every
 recorded value, the class and the final scores to be equal.
+
+For a model with an audio front end, :func:`host_audio_parity` does the same from int16 clips: the generated
+``<prefix>_listen`` against the Python integer pipeline (:mod:`codegen.integer.frontend_ref`, then the reference
+model), every bin and every step.
 """
 
 from __future__ import annotations
@@ -97,5 +101,74 @@ def host_parity(net, plan, files, x: np.ndarray, y: np.ndarray, progress: bool =
     if bar is not None:
         bar.close()
     n = len(x)
+    return ParityResult(n, result.exact, Accuracy(c_correct, n), Accuracy(ref_correct, n), result.first,
+                        time.perf_counter() - t0)
+
+
+AUDIO_FIELDS = {"counts": ("step", "channel"), "floor": ("step", "channel"), "encoder membrane": ("step", "channel"),
+                "readout": ("step", "class"), "score": ("step", "class"), "class": (), "final scores": ("class",)}
+
+
+def reference_audio(net, clips) -> list[dict[str, np.ndarray]]:
+    """The Python integer pipeline on whole clips (the front end, then the network per bin), per clip the values
+    :data:`AUDIO_FIELDS` names; clips with the same number of bins run as one batch."""
+    from ..integer import frontend_ref
+
+    fe = net.frontend
+    out: list[dict | None] = [None] * len(clips)
+    groups: dict[int, list[int]] = {}
+    for i, clip in enumerate(clips):
+        groups.setdefault(len(clip) // fe.hop, []).append(i)
+    for _, members in sorted(groups.items()):
+        longest = max(len(clips[i]) for i in members)
+        pcm = np.zeros((len(members), longest), np.int64)
+        for row, i in enumerate(members):
+            pcm[row, : len(clips[i])] = clips[i]
+        counts, _, trace = frontend_ref.feed(fe, frontend_ref.initial_state(fe, len(members)), pcm, keep_trace=True)
+        n_bins = len(clips[members[0]]) // fe.hop
+        counts = counts[:, :n_bins]
+        ref = refmodel.run(net, counts.astype(np.int64), keep_trace=n_bins > 0)
+        k = net.n_classes
+        for row, i in enumerate(members):
+            out[i] = {
+                "counts": counts[row], "floor": trace.floor[row, :n_bins], "encoder membrane": trace.v[row, :n_bins],
+                "readout": ref.trace.u[row] if n_bins else np.zeros((0, k), np.int64),
+                "score": ref.trace.score[row] if n_bins else np.zeros((0, k), np.int64),
+                "class": ref.predictions[row], "final scores": ref.scores[row],
+            }
+    return out
+
+
+def host_audio_parity(net, plan, files, clips, labels, progress: bool = True,
+                      options: BuildOptions = BuildOptions()) -> ParityResult:
+    """Whole clips of int16 audio through ``<prefix>_listen`` (host build) and through the Python integer pipeline:
+    every bin's counts, floor and encoder membranes, every step's readout and scores, the class and the final
+    scores must be equal."""
+    t0 = time.perf_counter()
+    host = build_host_model(plan, files, options)
+    expected = reference_audio(net, clips)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(clips), unit="clip", desc="host parity (audio)", dynamic_ncols=True)
+    result = Comparison(0, 0)
+    c_correct = ref_correct = 0
+    for i, clip in enumerate(clips):
+        state = host.new_state()
+        trace = host.listen(state, clip)
+        observed = {"counts": trace.counts, "floor": trace.floor, "encoder membrane": trace.v, "readout": trace.u,
+                    "score": trace.score, "class": np.int64(getattr(host.lib, f"{plan.prefix}_predict")(state)),
+                    "final scores": np.asarray(host.ffi.unpack(state.score, plan.n_classes), dtype=np.int64)}
+        exp = expected[i]
+        result = result + compare({k: np.asarray(v)[None] for k, v in exp.items()},
+                                  {k: np.asarray(v)[None] for k, v in observed.items()}, AUDIO_FIELDS, first_sample=i)
+        c_correct += int(observed["class"] == labels[i])
+        ref_correct += int(exp["class"] == labels[i])
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    n = len(clips)
     return ParityResult(n, result.exact, Accuracy(c_correct, n), Accuracy(ref_correct, n), result.first,
                         time.perf_counter() - t0)

@@ -18,6 +18,12 @@ on the same sample. ``OUTPUTS.npz`` (plain arrays, no pickles) holds::
     classify            ()  int64                the class <prefix>_classify returns
     classify_scores     (K,) int64               the scores it writes
 
+With ``--audio`` (a model with a front end), ``INPUTS.npy`` holds int16 PCM, (n,), fed in the pieces of
+``--chunks CHUNKS.npy`` (sizes summing to n; default one piece) from a fresh state through ``<prefix>_hear``, then
+from another fresh state through ``<prefix>_listen``. ``OUTPUTS.npz`` then holds ``bins`` (nb, C) and, after every
+piece, ``ring``, ``pos``, ``fill``, ``floor``, ``peak``, ``v``, ``refractory``, ``counts`` (``HearTrace``), and after
+every network step ``listen_counts``, ``listen_floor``, ``listen_v``, ``u``, ``score`` (``ListenTrace``).
+
 The exit status is 0 on success and non-zero on any error (a sanitizer finding aborts the process).
 """
 
@@ -41,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--portable-kernels", action="store_true", help="build with -DDELREC_PORTABLE_KERNELS")
     p.add_argument("--sanitize", action="store_true", help="build with the address and undefined-behaviour sanitizers")
     p.add_argument("--optimize", default="-O2", help="optimization flag, written --optimize=-O1 (default -O2)")
+    p.add_argument("--audio", action="store_true", help="INPUTS.npy is int16 PCM for the front end")
+    p.add_argument("--chunks", type=Path, default=None, help=".npy of piece sizes for --audio")
     return p
 
 
@@ -63,6 +71,24 @@ def run(model: Path, prefix: str, inputs: np.ndarray, options) -> dict[str, np.n
     return out
 
 
+def run_audio(model: Path, prefix: str, pcm: np.ndarray, chunks, options) -> dict[str, np.ndarray]:
+    """Build (or reuse) the C of ``model`` and record ``pcm`` through hear and listen; returns the output arrays."""
+    import dataclasses
+
+    from ..generator.emit import generate
+    from ..integer.modelfile import load_network
+    from .hostbuild import build_host_model
+
+    plan, files = generate(load_network(model), prefix)
+    hm = build_host_model(plan, files, options)
+    heard = hm.hear(hm.new_state(), pcm, chunks)
+    listened = hm.listen(hm.new_state(), pcm, chunks)
+    out = dataclasses.asdict(heard)
+    out.update({f"listen_{k}": v for k, v in dataclasses.asdict(listened).items() if k in ("counts", "floor", "v")})
+    out.update(u=listened.u, score=listened.score)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # This process may run with the ASan runtime preloaded; a compiler it starts for a cache miss must not.
@@ -72,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     options = BuildOptions(optimize=args.optimize, reference_kernels=args.reference_kernels, sanitize=args.sanitize,
                            portable_kernels=args.portable_kernels)
     inputs = np.load(args.inputs, allow_pickle=False)
+    if args.audio:
+        chunks = None if args.chunks is None else np.load(args.chunks, allow_pickle=False).tolist()
+        arrays = run_audio(args.model, args.prefix, inputs, chunks, options)
+        with open(args.outputs, "wb") as f:
+            np.savez(f, **arrays)
+        return 0
     if inputs.ndim != 2:
         print(f"hostworker: inputs must be (T, n_inputs), got shape {inputs.shape}", file=sys.stderr)
         return 2

@@ -1,4 +1,8 @@
-"""Speed of the audio front end on one CPU core (a benchmark that prints a table, not a test).
+"""Speed of the audio front ends on one CPU core (a benchmark that prints a table, not a test).
+
+The integer front end (:mod:`codegen.integer.frontend_ref`, the definition the C reproduces, which datasets are
+built with) is timed on one stream fed in one call, and on a batch of 1 s clips as ``data synth`` and ``data
+wav`` encode them; the float front end (:mod:`pytrain.data.frontend`, kept for comparison) on one stream.
 
 One core is enforced by pinning the process to a single CPU (``os.sched_setaffinity``, Linux) for the
 duration of the benchmark; thread pools of BLAS/OpenMP libraries are also limited to one thread with
@@ -19,6 +23,7 @@ class FrontEndTiming:
     channels: int
     audio_s: float
     wall_ms: float  # fastest of the repeats
+    front_end: str = "float"  # "integer", "integer (batch of N clips)" or "float"
 
     @property
     def ms_per_audio_s(self) -> float:
@@ -63,20 +68,42 @@ def benchmark_signal(seconds: float, sample_rate: int, seed: int = 0):
     return 0.15 * envelope * np.random.default_rng(seed).standard_normal(n)
 
 
-def time_front_end(seconds: float, channels: list[int], repeats: int) -> tuple[list[FrontEndTiming], str]:
-    """Fastest of ``repeats`` encodings of ``seconds`` of the benchmark signal per channel count, on one core."""
+def _best(fn, repeats: int) -> float:
+    """Fastest of ``repeats`` calls of ``fn``, in seconds."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def time_front_end(seconds: float, channels: list[int], repeats: int,
+                   kinds: tuple[str, ...] = ("integer", "float"), batch: int = 16) -> tuple[list[FrontEndTiming], str]:
+    """Fastest of ``repeats`` encodings of ``seconds`` of the benchmark signal per front end and channel count, on
+    one core. The integer front end is also timed on ``batch`` clips of 1 s encoded together (0: not)."""
+    from codegen.integer import frontend_ref
+    from codegen.integer.frontend import FrontEndConfig as IntConfig
+    from codegen.integer.frontend import design
     from pytrain.data.frontend import FrontEndConfig, encode
 
     rows = []
     with single_core() as how:
         for n_channels in channels:
-            cfg = FrontEndConfig(n_channels=n_channels)
-            audio = benchmark_signal(seconds, cfg.sample_rate)
-            encode(audio[: cfg.sample_rate // 10], cfg)  # warm-up: imports and the cached filter design
-            best = float("inf")
-            for _ in range(repeats):
-                start = time.perf_counter()
-                encode(audio, cfg)
-                best = min(best, time.perf_counter() - start)
-            rows.append(FrontEndTiming(n_channels, seconds, best * 1000))
+            if "integer" in kinds:
+                fe = design(IntConfig(n_channels=n_channels))
+                pcm = frontend_ref.to_pcm16(benchmark_signal(seconds, fe.sample_rate))
+                frontend_ref.run(fe, pcm[: fe.sample_rate // 10])  # warm-up
+                best = _best(lambda: frontend_ref.run(fe, pcm), repeats)
+                rows.append(FrontEndTiming(n_channels, seconds, best * 1000, "integer"))
+                if batch:
+                    clips = [frontend_ref.to_pcm16(benchmark_signal(1.0, fe.sample_rate, seed=i)) for i in range(batch)]
+                    best = _best(lambda: frontend_ref.encode_clips(fe, clips), repeats)
+                    rows.append(FrontEndTiming(n_channels, float(batch), best * 1000, f"integer, {batch} clips of 1 s"))
+            if "float" in kinds:
+                cfg = FrontEndConfig(n_channels=n_channels)
+                audio = benchmark_signal(seconds, cfg.sample_rate)
+                encode(audio[: cfg.sample_rate // 10], cfg)  # warm-up: imports and the cached filter design
+                best = _best(lambda: encode(audio, cfg), repeats)
+                rows.append(FrontEndTiming(n_channels, seconds, best * 1000, "float"))
     return rows, how

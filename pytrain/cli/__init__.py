@@ -13,7 +13,7 @@ import sys
 from codegen.common.errors import UserError
 from codegen.common.version import __version__
 
-from . import bench, data, deploy, evaluate, firmware, frontend, info, quantize, report, train
+from . import bench, data, deploy, evaluate, firmware, frontend, info, listen, quantize, report, train
 from . import nir as nir_cmd
 
 PROG = "delrec-edge"
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (info, data, train, evaluate, quantize, nir_cmd, deploy, firmware, bench, frontend, report):
+    for module in (info, data, train, evaluate, quantize, nir_cmd, deploy, listen, firmware, bench, frontend, report):
         module.register(sub)
     _add_debug_everywhere(sub)
     return parser

@@ -7,7 +7,12 @@ import os
 from pathlib import Path
 
 from codegen.common.errors import UserError
+from pytrain.data.encoding import KINDS as FRONT_END_KINDS
 from pytrain.data.synth import DEFAULT_TEST_VOICES, VOICE_VARIANTS
+
+FRONT_END_HELP = ("'integer': the integer front end the generated C runs (int16 PCM -> counts per 10 ms bin; a model "
+                  "trained on it can listen to audio on the device); 'float': the float biquad front end, for "
+                  "comparison only")
 
 
 def register(subparsers) -> None:
@@ -41,6 +46,7 @@ def _register_synth(sub) -> None:
     p.add_argument("--voices", default=",".join(VOICE_VARIANTS), help="comma-separated espeak-ng voice variants to use")
     p.add_argument("--test-voices", default=",".join(DEFAULT_TEST_VOICES),
                    help="comma-separated voices held out for the test split")
+    p.add_argument("--front-end", choices=FRONT_END_KINDS, default=FRONT_END_KINDS[0], help=FRONT_END_HELP)
     p.add_argument("--force", action="store_true", help="replace an existing non-empty --out")
     p.set_defaults(func=run_synth)
 
@@ -101,6 +107,7 @@ def _register_wav(sub) -> None:
         help="split by the corpus manifest (ROOT/corpus.json): K = the speakers of fold K are the test split; "
              "'all' = encode once, write OUT/fold0, OUT/fold1, ... (replaces --split)",
     )
+    p.add_argument("--front-end", choices=FRONT_END_KINDS, default=FRONT_END_KINDS[0], help=FRONT_END_HELP)
     p.add_argument("--force", action="store_true", help="replace an existing non-empty --out")
     p.set_defaults(func=run_wav)
 
@@ -113,6 +120,7 @@ def _voice_list(text: str, option: str) -> tuple[str, ...]:
 
 
 def run_synth(args: argparse.Namespace) -> int:
+    from pytrain.data.encoding import make_encoder
     from pytrain.data.synth import SynthOptions, build_synth_dataset
 
     if args.jobs < 1:
@@ -120,7 +128,7 @@ def run_synth(args: argparse.Namespace) -> int:
     voices = _voice_list(args.voices, "--voices")
     test_voices = _voice_list(args.test_voices, "--test-voices")
     options = SynthOptions(seed=args.seed, per_voice=args.per_voice, voices=voices, test_voices=test_voices)
-    counts = build_synth_dataset(args.out, options, jobs=args.jobs, force=args.force)
+    counts = build_synth_dataset(args.out, options, make_encoder(args.front_end), jobs=args.jobs, force=args.force)
     _print_summary(args.out, counts)
     return 0
 
@@ -142,7 +150,7 @@ def run_wav(args: argparse.Namespace) -> int:
     from pytrain.data.wavset import build_wav_dataset, build_wav_folds
 
     if args.fold == "all":
-        for k, counts in build_wav_folds(args.root, args.out, force=args.force).items():
+        for k, counts in build_wav_folds(args.root, args.out, force=args.force, kind=args.front_end).items():
             _print_summary(args.out / f"fold{k}", counts)
         return 0
     fold = None
@@ -153,7 +161,7 @@ def run_wav(args: argparse.Namespace) -> int:
             raise UserError(f"--fold must be a fold number or 'all', got {args.fold!r}") from None
     counts = build_wav_dataset(
         args.root, args.out, split=args.split, test_fraction=args.test_fraction, seed=args.seed, force=args.force,
-        fold=fold,
+        fold=fold, kind=args.front_end,
     )
     _print_summary(args.out, counts)
     return 0
@@ -163,7 +171,8 @@ def _print_summary(out: Path, counts: dict[str, int]) -> None:
     from pytrain.data.spikefile import read_meta
 
     meta = read_meta(out)
+    kind = (meta.front_end or {}).get("kind", "unknown")
     print(
         f"wrote {out}: {counts['train']} train / {counts['test']} test samples, {len(meta.classes)} classes, "
-        f"{meta.n_channels} channels, {meta.duration_s:g} s clips"
+        f"{meta.n_channels} channels, {meta.duration_s:g} s clips, {kind} front end"
     )

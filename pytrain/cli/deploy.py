@@ -27,8 +27,10 @@ def register(sub) -> None:
         description=(
             "Compile the model's generated C with the host compiler (strict warnings) and run the test split "
             "through it and through the integer reference model. Every membrane, spike, readout value and "
-            "score must be equal at every step. Prints the bit-exact count and the host C accuracy, and "
-            "records them in RUN/metrics.json."
+            "score must be equal at every step. For a model with an audio front end whose dataset keeps its "
+            "test audio, the same clips then go through the C (audio in, class out) and the Python integer "
+            "pipeline: every bin's counts and every step must be equal. Prints the bit-exact counts and the host "
+            "C accuracy, and records them in RUN/metrics.json."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -37,6 +39,7 @@ def register(sub) -> None:
     q.add_argument("--data-root", default=None, help="folder holding SHD/ and SSC/")
     q.add_argument("--prefix", default="model", help="C prefix when RUN has no generated c/ folder")
     q.add_argument("--limit", type=int, default=None, help="only the first N test samples")
+    q.add_argument("--no-audio", action="store_true", help="skip the audio parity (counts only)")
     q.add_argument("--no-progress", action="store_true")
     q.set_defaults(func=run_parity)
 
@@ -59,7 +62,8 @@ def run_codegen(args) -> int:
 
 def run_parity(args) -> int:
     from codegen.common.errors import UserError
-    from pytrain.deploy.parity import run_host_parity
+    from pytrain.deploy.cfolder import load_deployment
+    from pytrain.deploy.parity import has_test_audio, run_host_audio_parity, run_host_parity
 
     r = run_host_parity(args.run, data=args.data, data_root=args.data_root, prefix=args.prefix, limit=args.limit,
                         progress=not args.no_progress)
@@ -68,4 +72,17 @@ def run_parity(args) -> int:
     print(f"host C accuracy {r.c} (integer reference {r.ref}) in {r.seconds:.1f} s")
     if r.bit_exact != r.n:
         raise UserError(f"the generated C differs from the integer reference: first at {r.first_mismatch}")
+    path, net, _, _ = load_deployment(args.run, args.prefix)
+    if args.no_audio or net.frontend is None:
+        return 0
+    if not has_test_audio(path.parent, net, args.data):
+        print("host parity (audio): skipped, the dataset keeps no test audio")
+        return 0
+    a = run_host_audio_parity(args.run, data=args.data, prefix=args.prefix, limit=args.limit,
+                              progress=not args.no_progress)
+    print(f"host parity (audio): bit-exact on {a.bit_exact}/{a.n} clips (audio in, class out: every bin's counts, "
+          f"every step's readout and scores)")
+    print(f"host C accuracy from audio {a.c} (Python integer pipeline {a.ref}) in {a.seconds:.1f} s")
+    if a.bit_exact != a.n:
+        raise UserError(f"the generated C differs from the Python integer pipeline on audio: first at {a.first_mismatch}")
     return 0

@@ -1,4 +1,8 @@
-"""Audio front end: 16 kHz audio -> spike trains on a 1 ms grid, one spike train per frequency channel.
+"""The float audio front end: 16 kHz audio -> spike trains on a 1 ms grid, one spike train per frequency channel.
+
+Kept for comparison only (``data synth|wav --front-end float``, ``bench-frontend``, ``bench-probe``): its
+whole-clip RMS normalisation and float filters run nowhere but here. Datasets are built with the integer front
+end (:mod:`codegen.integer.frontend`), which the generated C reproduces bit for bit.
 
 The chain is causal and works sample by sample, so a fixed-point port (CMSIS-DSP biquads, a shift-based
 envelope, an integer LIF) can reproduce it step for step. Per channel ``c``::

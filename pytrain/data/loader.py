@@ -82,6 +82,9 @@ class DataBundle:
     n_steps: int
     duration_s: float
     val_split: str = "random"  # how validation was held out: "speaker", "random" or "file" (SSC)
+    frontend: object = None  # the integer front end the dataset was encoded with (IntFrontEnd), if any
+    frontend_sha256: str | None = None
+    root: Path | None = None  # the dataset folder (None for SHD/SSC)
 
 
 # ----------------------------------------------------------------------------- binning
@@ -185,6 +188,7 @@ class _Source:
     classes: tuple[str, ...] | None  # from dataset.json; None: read from the files
     splits: tuple[BinnedSplitFile, ...]
     published: bool  # SHD/SSC downloaded from zenkelab (changes the error messages)
+    meta: object = None  # the dataset folder's DatasetMeta
 
 
 def default_data_root() -> Path:
@@ -214,7 +218,8 @@ def _folder_source(path: Path) -> _Source:
         BinnedSplitFile("train", folder / spikefile.SPLIT_FILES["train"], (("train", True),)),
         BinnedSplitFile("test", folder / spikefile.SPLIT_FILES["test"], (("train", False),)),
     )
-    return _Source(meta.name, root, "SHD", meta.n_channels, 1, meta.duration_s, tuple(meta.classes), splits, False)
+    return _Source(meta.name, root, "SHD", meta.n_channels, 1, meta.duration_s, tuple(meta.classes), splits, False,
+                   meta)
 
 
 def _source(spec: str, data_root: str | Path | None) -> _Source:
@@ -427,6 +432,11 @@ def load_data(
     bin_us = bin_width_us(bin_ms)
     n_steps = steps_for(duration_s, bin_ms)
     _check_files_present(src)
+    frontend = spikefile.load_frontend(src.root, src.meta) if src.meta is not None else None
+    if frontend is not None and abs(frontend.hop_ms - float(bin_ms)) > 1e-9:
+        raise UserError(
+            f"{src.root} was encoded by the integer front end with a {frontend.hop_ms:g} ms hop, but the network's "
+            f"bin width is {float(bin_ms):g} ms: they must be equal (use a preset with {frontend.hop_ms:g} ms bins)")
 
     loaded = {s.name: (s, _load_split(src, s, bin_us, n_steps, cache, progress)) for s in src.splits}
 
@@ -463,4 +473,23 @@ def load_data(
         n_steps=n_steps,
         duration_s=float(duration_s),
         val_split=val_split,
+        frontend=frontend,
+        frontend_sha256=None if frontend is None else src.meta.front_end["sha256"],
+        root=None if src.meta is None else src.root,
     )
+
+
+def check_same_frontend(bundle: DataBundle, recorded: str | None, what: str) -> None:
+    """Refuse (``UserError``) when the front end recorded for a model (``recorded``: the sha256 of its integer front
+    end, None for none) is not the one the dataset was encoded with: the model would hear differently from how
+    it was trained."""
+    if recorded == bundle.frontend_sha256:
+        return
+    if bundle.frontend_sha256 is None:
+        raise UserError(f"{what} was trained on spikes of the integer front end {recorded[:16]}..., but dataset "
+                        f"{bundle.name} was not encoded by an integer front end")
+    if recorded is None:
+        raise UserError(f"dataset {bundle.name} was encoded by the integer front end {bundle.frontend_sha256[:16]}..., "
+                        f"but {what} records no front end (it was trained on other data); train it on this dataset")
+    raise UserError(f"{what} was trained with the front end {recorded[:16]}..., but dataset {bundle.name} was encoded "
+                    f"with {bundle.frontend_sha256[:16]}...; they must be the same (rebuild the dataset or retrain)")

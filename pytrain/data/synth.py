@@ -4,7 +4,8 @@
 is an espeak-ng voice variant (m1..m7, f1..f5); each utterance draws its own speed, pitch, amplitude
 and (for English) accent, then is augmented with a random gain, onset inside the clip window and
 additive white noise at a random SNR. Train and test use disjoint variants, so the test split measures
-generalisation to unheard voices.
+generalisation to unheard voices. Clips are encoded by the integer front end (the one the generated C runs)
+unless the float one is asked for; the test split's int16 PCM is kept too, for audio parity checks.
 
 Synthetic speech is far easier than real speech: accuracies on this set say nothing about SHD.
 """
@@ -26,7 +27,7 @@ import numpy as np
 
 from codegen.common.errors import UserError
 
-from .frontend import FrontEndConfig
+from .encoding import Encoder, make_encoder
 
 GENERATOR = __name__  # recorded in dataset.json
 ENGLISH_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -43,7 +44,7 @@ ENGLISH_ACCENTS = (
 GERMAN_VOICE = "de"  # espeak-ng has a single German accent
 ESPEAK_SAMPLE_RATE = 22050
 TRIM_LEVEL = 0.01  # |x| above this counts as speech when trimming espeak's leading/trailing silence
-CLIPS_PER_TASK = 16  # clips synthesised and encoded together by one worker (see frontend.encode_batch)
+CLIPS_PER_TASK = 16  # clips synthesised and encoded together by one worker
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,6 @@ class SynthOptions:
     speed_wpm: tuple[float, float] = (130.0, 210.0)  # espeak-ng -s, uniform
     pitch: tuple[float, float] = (20.0, 80.0)  # espeak-ng -p, uniform
     amplitude: tuple[float, float] = (60.0, 160.0)  # espeak-ng -a, uniform
-    # Random gain only matters when the front end's RMS normalisation is off (it rescales every clip).
     gain_db: tuple[float, float] = (-12.0, 0.0)  # uniform in dB, applied before the noise
     snr_db: tuple[float, float] = (20.0, 50.0)  # white noise relative to the utterance's power
 
@@ -188,16 +188,16 @@ def render_utterance(espeak: Sequence[str], utt: Utterance, options: SynthOption
     return clip
 
 
-Task = tuple[Sequence[str], Sequence[Utterance], SynthOptions, FrontEndConfig]
+Task = tuple[Sequence[str], Sequence[Utterance], SynthOptions, Encoder, frozenset]
+Encoded = tuple[tuple[np.ndarray, np.ndarray], np.ndarray | None]  # (events, the test clip's int16 PCM or None)
 
 
-def render_task(task: Task) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Worker: synthesise and encode a few utterances; spikes as compact (int32 steps, uint16 channels)."""
-    from .frontend import encode_batch
-
-    espeak, utterances, options, cfg = task
-    clips = [render_utterance(espeak, utt, options, cfg.sample_rate) for utt in utterances]
-    return [(steps.astype(np.int32), channels.astype(np.uint16)) for steps, channels in encode_batch(clips, cfg)]
+def render_task(task: Task) -> list[Encoded]:
+    """Worker: synthesise and encode a few utterances; keeps the PCM of test-voice utterances only."""
+    espeak, utterances, options, encoder, test_speakers = task
+    clips = [render_utterance(espeak, utt, options, encoder.sample_rate) for utt in utterances]
+    events, pcm = encoder.encode(clips)
+    return [(e, p if utt.speaker in test_speakers else None) for e, p, utt in zip(events, pcm, utterances)]
 
 
 def _chunks(items: Sequence[Utterance], size: int) -> Iterator[Sequence[Utterance]]:
@@ -206,13 +206,14 @@ def _chunks(items: Sequence[Utterance], size: int) -> Iterator[Sequence[Utteranc
 
 
 def render_all(
-    espeak: Sequence[str], grid: Sequence[Utterance], options: SynthOptions, cfg: FrontEndConfig, jobs: int
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Spikes of every utterance in grid order, computed by ``jobs`` worker processes."""
+    espeak: Sequence[str], grid: Sequence[Utterance], options: SynthOptions, encoder: Encoder, jobs: int,
+    test_speakers: frozenset = frozenset(),
+) -> list[Encoded]:
+    """Events (and test PCM) of every utterance in grid order, computed by ``jobs`` worker processes."""
     from tqdm import tqdm
 
-    tasks = [(espeak, chunk, options, cfg) for chunk in _chunks(grid, CLIPS_PER_TASK)]
-    results: list[tuple[np.ndarray, np.ndarray]] = []
+    tasks = [(espeak, chunk, options, encoder, test_speakers) for chunk in _chunks(grid, CLIPS_PER_TASK)]
+    results: list[Encoded] = []
     with tqdm(total=len(grid), unit="clip", desc="synth", disable=None) as bar:
         if jobs <= 1:
             outputs: Iterator = map(render_task, tasks)
@@ -232,16 +233,19 @@ def render_all(
 def build_synth_dataset(
     out: Path,
     options: SynthOptions = SynthOptions(),
-    cfg: FrontEndConfig = FrontEndConfig(),
+    encoder: Encoder | None = None,
     *,
     jobs: int | None = None,
     force: bool = False,
 ) -> dict[str, int]:
-    """Synthesise, encode and write the dataset to ``out``; returns the sample count per split."""
+    """Synthesise, encode (default: the integer front end) and write the dataset to ``out``; returns the sample
+    count per split."""
     from codegen.common.atomic import staged_directory
     from codegen.common.version import __version__
 
-    from .spikefile import MAX_DURATION_S, DatasetMeta, SpikeSplit, spike_time_for_step, write_dataset
+    from .spikefile import FRONTEND_FILE, MAX_DURATION_S, DatasetMeta, SpikeSplit, spike_time_for_step, write_dataset
+
+    encoder = encoder if encoder is not None else make_encoder()
 
     options.validate()
     if not 0 < options.duration_s <= MAX_DURATION_S:
@@ -253,21 +257,25 @@ def build_synth_dataset(
     test_speakers = {VOICE_VARIANTS.index(v) for v in options.test_voices}
 
     with staged_directory(Path(out), force=force) as staging:
-        spikes = render_all(espeak_cmd, grid, options, cfg, jobs)
+        encoded = render_all(espeak_cmd, grid, options, encoder, jobs, frozenset(test_speakers))
         splits = {}
         for name, wanted in (("train", False), ("test", True)):
             chosen = [i for i, utt in enumerate(grid) if (utt.speaker in test_speakers) == wanted]
             splits[name] = SpikeSplit(
                 # float16 like the file: write_split_h5 casts to float16 anyway, this only saves memory.
-                times=[spike_time_for_step(spikes[i][0], cfg.step_s).astype(np.float16) for i in chosen],
-                units=[spikes[i][1] for i in chosen],
+                times=[spike_time_for_step(encoded[i][0][0], encoder.step_s).astype(np.float16) for i in chosen],
+                units=[encoded[i][0][1] for i in chosen],
                 labels=np.array([grid[i].label for i in chosen], dtype=np.int64),
                 speakers=np.array([grid[i].speaker for i in chosen], dtype=np.int64),
             )
         counts = {name: len(split) for name, split in splits.items()}
+        audio = {}
+        if encoder.frontend is not None:
+            test = [i for i, utt in enumerate(grid) if utt.speaker in test_speakers]
+            audio["test"] = ([encoded[i][1] for i in test], splits["test"].labels, encoder.sample_rate)
         meta = DatasetMeta(
             name="espeak-digits",
-            n_channels=cfg.n_channels,
+            n_channels=encoder.n_channels,
             classes=list(CLASSES),
             duration_s=options.duration_s,
             speakers={str(VOICE_VARIANTS.index(v)): f"espeak-ng variant {v}" for v in options.voices},
@@ -280,9 +288,9 @@ def build_synth_dataset(
                 "options": dataclasses.asdict(options),
                 "english_accents": list(ENGLISH_ACCENTS),
                 "german_voice": GERMAN_VOICE,
-                "front_end": dataclasses.asdict(cfg),
                 "counts": counts,
             },
+            front_end=encoder.describe(FRONTEND_FILE if encoder.frontend is not None else None),
         )
-        write_dataset(staging, meta, splits)
+        write_dataset(staging, meta, splits, frontend=encoder.frontend, audio=audio)
     return counts

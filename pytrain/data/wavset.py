@@ -7,15 +7,15 @@ Two layouts are accepted::
 
 (``.flac``, ``.ogg`` and ``.oga`` likewise). In layout A a file whose name follows pattern B takes its
 speaker from the name (its class is still the folder); any other file counts as a speaker of its own.
-The front end follows the recordings' sample rate (:func:`pytrain.data.frontend.front_end_for_rate` of the
-lowest rate among the files). Every clip is encoded with it and the dataset is written in the SHD layout
-(spikefile.py), through a staged directory. A corpus with a manifest of folds (``data hard``) can be
+The front end (the integer one unless the float one is asked for) follows the recordings' sample rate
+(:func:`pytrain.data.encoding.encoder_for_rate` of the lowest rate among the files). Every clip is encoded
+with it and the dataset is written in the SHD layout (spikefile.py), with the test split's int16 PCM,
+through a staged directory. A corpus with a manifest of folds (``data hard``) can be
 split by fold: the fold's speakers are the test split.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 import sys
@@ -27,14 +27,14 @@ import numpy as np
 
 from codegen.common.errors import UserError
 
-from .frontend import FrontEndConfig
+from .encoding import KINDS, Encoder
 
 GENERATOR = __name__  # recorded in dataset.json
 # label, speaker and take number: the label may contain underscores, the speaker may not.
 NAME_PATTERN = re.compile(r"^(?P<label>.+)_(?P<speaker>[^_]+)_(?P<n>\d+)$")
 DURATION_GRANULE_MS = 10  # dataset duration is the longest clip rounded up to this
-ENCODE_BATCH = 16
-UINT16_LIMIT = 65536  # clips encoded together (see frontend.encode_batch)
+ENCODE_BATCH = 16  # clips encoded together
+UINT16_LIMIT = 65536
 
 
 @dataclass(frozen=True)
@@ -156,45 +156,46 @@ def clip_duration_s(n_samples: int, sample_rate: int, max_duration_s: float) -> 
     return min(granules * DURATION_GRANULE_MS, max_ms) / 1000
 
 
-def encode_files(files: Sequence[WavFile], cfg: FrontEndConfig, max_samples: int) -> tuple[list, list[int], list[Path]]:
+def encode_files(files: Sequence[WavFile], encoder: Encoder, max_samples: int):
     """Load (truncating to ``max_samples``) and encode every file.
 
-    Returns per file the spikes (int32 steps, uint16 channels), the original length in samples, and
-    the list of files that were truncated.
+    Returns per file the events (int32 steps, uint16 channels), the original length in samples, the int16
+    PCM the integer front end heard (None for the float one), and the list of files that were truncated.
     """
     from tqdm import tqdm
 
     from .audiofile import load_audio
-    from .frontend import encode_batch
 
     spikes: list[tuple[np.ndarray, np.ndarray]] = []
+    pcm: list[np.ndarray | None] = []
     lengths: list[int] = []
     truncated: list[Path] = []
     with tqdm(total=len(files), unit="file", desc="encode", disable=None) as bar:
         for start in range(0, len(files), ENCODE_BATCH):
             clips = []
             for f in files[start : start + ENCODE_BATCH]:
-                audio = load_audio(f.path, cfg.sample_rate)
+                audio = load_audio(f.path, encoder.sample_rate)
                 lengths.append(audio.size)
                 if audio.size > max_samples:
                     truncated.append(f.path)
                 clips.append(audio[:max_samples])
-            for steps, channels in encode_batch(clips, cfg):
-                spikes.append((steps.astype(np.int32), channels.astype(np.uint16)))
+            events, heard = encoder.encode(clips)
+            spikes.extend(events)
+            pcm.extend(heard)
             bar.update(len(clips))
-    return spikes, lengths, truncated
+    return spikes, lengths, pcm, truncated
 
 
-def choose_front_end(files: Sequence[WavFile]) -> tuple[FrontEndConfig, list[int]]:
-    """The front end for these recordings (from the lowest native sample rate) and the rates found."""
+def choose_front_end(files: Sequence[WavFile], kind: str = KINDS[0]) -> tuple[Encoder, list[int]]:
+    """The front end of ``kind`` for these recordings (from the lowest native sample rate) and the rates found."""
     from .audiofile import check_sample_rate, native_sample_rate
-    from .frontend import front_end_for_rate
+    from .encoding import encoder_for_rate
 
     native = {f.path: native_sample_rate(f.path) for f in files}
-    cfg = front_end_for_rate(min(native.values()))
+    encoder = encoder_for_rate(min(native.values()), kind)
     for path, rate in native.items():  # every file refused here, before any encoding, if it cannot be converted
-        check_sample_rate(rate, cfg.sample_rate, str(path))
-    return cfg, sorted(set(native.values()))
+        check_sample_rate(rate, encoder.sample_rate, str(path))
+    return encoder, sorted(set(native.values()))
 
 
 def split_mask(files: Sequence[WavFile], split: str, test_fraction: float, seed: int, root: Path,
@@ -236,15 +237,17 @@ class EncodedFolder:
     files: list[WavFile]
     classes: list[str]
     speakers: list[str]
-    cfg: FrontEndConfig
+    encoder: Encoder
     spikes: list
+    pcm: list  # int16 PCM per file (integer front end) or None per file
     duration_s: float
     truncated: int
 
 
-def scan_and_encode(root: Path, cfg: FrontEndConfig | None = None, *, announce: bool = True) -> EncodedFolder:
-    """Scan ``root``, choose the front end from the recordings' rate unless ``cfg`` is given, encode every file."""
-    from .frontend import describe
+def scan_and_encode(root: Path, encoder: Encoder | None = None, *, kind: str = KINDS[0],
+                    announce: bool = True) -> EncodedFolder:
+    """Scan ``root``, choose the front end of ``kind`` from the recordings' rate unless ``encoder`` is given,
+    encode every file."""
     from .spikefile import MAX_DURATION_S
 
     root = Path(root)
@@ -253,18 +256,18 @@ def scan_and_encode(root: Path, cfg: FrontEndConfig | None = None, *, announce: 
     speakers = sorted({f.speaker for f in files}, key=natural_key)
     if max(len(classes), len(speakers)) > UINT16_LIMIT:
         raise UserError(f"more than {UINT16_LIMIT} classes or speakers: the SHD layout stores their ids as uint16")
-    if cfg is None:
-        cfg, rates = choose_front_end(files)
+    if encoder is None:
+        encoder, rates = choose_front_end(files, kind)
         if announce:
             found = ", ".join(f"{r} Hz" for r in rates)
-            print(f"recordings at {found}; {describe(cfg)}")
-    max_samples = int(math.floor(MAX_DURATION_S * cfg.sample_rate + 0.5))
-    spikes, lengths, truncated = encode_files(files, cfg, max_samples)
+            print(f"recordings at {found}; {encoder.summary()}")
+    max_samples = int(math.floor(MAX_DURATION_S * encoder.sample_rate + 0.5))
+    spikes, lengths, pcm, truncated = encode_files(files, encoder, max_samples)
     if truncated:
         n, example = len(truncated), truncated[0]
         print(f"warning: {n} clip(s) longer than {MAX_DURATION_S:g} s truncated (e.g. {example})", file=sys.stderr)
-    duration_s = clip_duration_s(max(lengths), cfg.sample_rate, MAX_DURATION_S)
-    return EncodedFolder(root, list(files), classes, speakers, cfg, spikes, duration_s, len(truncated))
+    duration_s = clip_duration_s(max(lengths), encoder.sample_rate, MAX_DURATION_S)
+    return EncodedFolder(root, list(files), classes, speakers, encoder, spikes, pcm, duration_s, len(truncated))
 
 
 def write_encoded(enc: EncodedFolder, out: Path, is_test: np.ndarray, split_info: dict, *, force: bool) -> dict[str, int]:
@@ -272,7 +275,7 @@ def write_encoded(enc: EncodedFolder, out: Path, is_test: np.ndarray, split_info
     from codegen.common.atomic import staged_directory
     from codegen.common.version import __version__
 
-    from .spikefile import DatasetMeta, SpikeSplit, spike_time_for_step, write_dataset
+    from .spikefile import FRONTEND_FILE, DatasetMeta, SpikeSplit, spike_time_for_step, write_dataset
 
     _warn_missing_classes(enc.files, enc.classes, is_test)
     with staged_directory(Path(out), force=force) as staging:
@@ -282,15 +285,19 @@ def write_encoded(enc: EncodedFolder, out: Path, is_test: np.ndarray, split_info
         for name, members in (("train", ~is_test), ("test", is_test)):
             chosen = np.flatnonzero(members)
             splits[name] = SpikeSplit(
-                times=[spike_time_for_step(enc.spikes[i][0], enc.cfg.step_s).astype(np.float16) for i in chosen],
+                times=[spike_time_for_step(enc.spikes[i][0], enc.encoder.step_s).astype(np.float16) for i in chosen],
                 units=[enc.spikes[i][1] for i in chosen],
                 labels=np.array([label_of[enc.files[i].label] for i in chosen], dtype=np.int64),
                 speakers=np.array([speaker_of[enc.files[i].speaker] for i in chosen], dtype=np.int64),
             )
         counts = {name: len(s) for name, s in splits.items()}
+        frontend = enc.encoder.frontend
+        audio = {}
+        if frontend is not None:
+            audio["test"] = ([enc.pcm[i] for i in np.flatnonzero(is_test)], splits["test"].labels, enc.encoder.sample_rate)
         meta = DatasetMeta(
             name=enc.root.resolve().name or "wav",
-            n_channels=enc.cfg.n_channels,
+            n_channels=enc.encoder.n_channels,
             classes=enc.classes,
             duration_s=enc.duration_s,
             speakers={str(i): s for i, s in enumerate(enc.speakers)},
@@ -299,12 +306,12 @@ def write_encoded(enc: EncodedFolder, out: Path, is_test: np.ndarray, split_info
                 "version": __version__,
                 "root": str(enc.root.resolve()),
                 **split_info,
-                "front_end": dataclasses.asdict(enc.cfg),
                 "truncated_files": enc.truncated,
                 "counts": counts,
             },
+            front_end=enc.encoder.describe(FRONTEND_FILE if frontend is not None else None),
         )
-        write_dataset(staging, meta, splits)
+        write_dataset(staging, meta, splits, frontend=frontend, audio=audio)
     return counts
 
 
@@ -323,25 +330,28 @@ def build_wav_dataset(
     test_fraction: float = 0.2,
     seed: int = 0,
     force: bool = False,
-    cfg: FrontEndConfig | None = None,
+    encoder: Encoder | None = None,
+    kind: str = KINDS[0],
     fold: int | None = None,
 ) -> dict[str, int]:
     """Encode an audio folder into a spike dataset at ``out``; returns the sample count per split.
 
-    ``cfg`` None chooses the front end from the recordings' sample rate; ``fold`` takes the test speakers
+    ``encoder`` None chooses the front end of ``kind`` (default: the integer one) from the recordings'
+    sample rate; ``fold`` takes the test speakers
     from the corpus manifest (``split`` and ``test_fraction`` are then unused).
     """
     root, out = Path(root), Path(out)
     files = scan(root)
     is_test = split_mask(files, split, test_fraction, seed, root, fold)  # validated before any encoding
     _check_out(out, force)
-    enc = scan_and_encode(root, cfg)
+    enc = scan_and_encode(root, encoder, kind=kind)
     info = {"split": "fold", "fold": fold} if fold is not None else {
         "split": split, "test_fraction": test_fraction, "seed": seed}
     return write_encoded(enc, out, is_test, info, force=force)
 
 
-def build_wav_folds(root: Path, out: Path, *, force: bool = False, cfg: FrontEndConfig | None = None) -> dict[int, dict]:
+def build_wav_folds(root: Path, out: Path, *, force: bool = False, encoder: Encoder | None = None,
+                    kind: str = KINDS[0]) -> dict[int, dict]:
     """Encode a corpus once and write one dataset per fold of its manifest, ``out/fold<K>``."""
     from .hardset import read_manifest
 
@@ -352,7 +362,7 @@ def build_wav_folds(root: Path, out: Path, *, force: bool = False, cfg: FrontEnd
     _check_out(out, force)
     files = scan(root)
     masks = [split_mask(files, "speaker", 0.5, 0, root, k) for k in range(len(manifest["folds"]))]
-    enc = scan_and_encode(root, cfg)
+    enc = scan_and_encode(root, encoder, kind=kind)
     out.mkdir(parents=True, exist_ok=True)
     return {k: write_encoded(enc, out / f"fold{k}", mask, {"split": "fold", "fold": k}, force=True)
             for k, mask in enumerate(masks)}

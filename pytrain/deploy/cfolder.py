@@ -24,6 +24,28 @@ def load_int_model(path: Path):
         raise UserError(f"{path}: {exc}") from None
 
 
+def check_dataset_frontend(path: Path, net) -> None:
+    """Refuse the model file ``path`` when its run records a dataset folder (that still exists) encoded by another
+    front end than the one in the model: the C would hear differently from how the model was trained."""
+    from codegen.integer.modelfile import frontend_digest
+    from pytrain.data import spikefile
+
+    from .parity import run_data_spec
+
+    spec = run_data_spec(Path(path).parent)
+    if not spec or spec.lower() in ("shd", "ssc") or not (Path(spec) / spikefile.METADATA_FILE).is_file():
+        return
+    meta = spikefile.read_meta(Path(spec))
+    dataset_fe = spikefile.load_frontend(Path(spec), meta)
+    ours = None if net.frontend is None else frontend_digest(net.frontend)
+    theirs = None if dataset_fe is None else frontend_digest(dataset_fe)
+    if ours != theirs:
+        have = "no front end" if ours is None else f"the front end {ours[:16]}..."
+        want = "none" if theirs is None else f"{theirs[:16]}..."
+        raise UserError(f"{path} holds {have}, but its dataset {spec} was encoded with {want}; they must be the same "
+                        "(quantize the run again)")
+
+
 def plan_and_render(net, prefix: str):
     """(plan, files) of the C for ``net``; ``UserError`` for a bad prefix or a model that could overflow."""
     from codegen.generator.emit import generate
@@ -49,6 +71,7 @@ def generate_c(model: Path, out: Path | None = None, prefix: str = "model", forc
 
     path = find_int_model(model)
     net = load_int_model(path)
+    check_dataset_frontend(path, net)
     plan, files = plan_and_render(net, prefix)
     out = Path(out) if out is not None else path.parent / C_FOLDER
     report = memory_report(plan, files)
@@ -69,6 +92,7 @@ def load_deployment(run: Path, prefix: str = "model"):
         run = run.parent  # the generated folder itself was named
     path = find_int_model(run)
     net = load_int_model(path)
+    check_dataset_frontend(path, net)
     folder = path.parent / C_FOLDER
     if folder.is_dir() and (folder / MEMORY_FILE).exists():
         recorded = read_json_object(folder / MEMORY_FILE).get("prefix", prefix)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from codegen.common.errors import UserError
-from codegen.verify.hostparity import ParityResult, host_parity
+from codegen.verify.hostparity import ParityResult, host_audio_parity, host_parity
 from pytrain import runfolder
 
 from .cfolder import load_deployment
@@ -53,6 +53,72 @@ def load_test_samples(run_dir: Path, net, data: str | None, data_root: str | Non
     return SplitSamples(x[:limit], y[:limit], len(y))
 
 
+def load_test_audio(run_dir: Path, net, data: str | None, limit: int | None) -> tuple[list[np.ndarray], np.ndarray, int]:
+    """The first ``limit`` int16 test clips (and labels, and how many the split has) of the dataset ``run_dir`` was trained on, checked to be
+    heard by the model's own front end; ``UserError`` when the model has no front end or the dataset no audio."""
+    from codegen.integer.modelfile import frontend_digest
+    from pytrain.data import spikefile
+
+    if net.frontend is None:
+        raise UserError("the model has no audio front end (it was trained on spike data): it cannot hear audio")
+    spec = data or run_data_spec(run_dir)
+    if not spec or spec.lower() in ("shd", "ssc"):
+        raise UserError("--data must name a dataset folder built from audio (the run does not record one)")
+    root = Path(spec)
+    meta = spikefile.read_meta(root)
+    fe = spikefile.load_frontend(root, meta)
+    if fe is None or frontend_digest(fe) != frontend_digest(net.frontend):
+        raise UserError(f"{root} was not encoded by the model's front end; its audio would be heard differently")
+    clips, labels, rate = spikefile.read_audio(root, meta, "test")
+    if rate != net.frontend.sample_rate:
+        raise UserError(f"{root}: the test audio is at {rate} Hz, the front end takes {net.frontend.sample_rate} Hz")
+    if limit is not None:
+        if limit < 1:
+            raise UserError("the sample count must be at least 1")
+    total = len(clips)
+    if limit is not None:
+        clips, labels = clips[:limit], labels[:limit]
+    return clips, labels, total
+
+
+def has_test_audio(run_dir: Path, net, data: str | None) -> bool:
+    """True when the model has a front end and its dataset keeps test audio (audio parity can run)."""
+    from pytrain.data import spikefile
+
+    spec = data or run_data_spec(run_dir)
+    if net.frontend is None or not spec or spec.lower() in ("shd", "ssc"):
+        return False
+    root = Path(spec)
+    return (root / spikefile.METADATA_FILE).is_file() and bool(spikefile.read_meta(root).audio.get("test"))
+
+
+def _check_metrics_writable(run_dir: Path) -> None:
+    """Refuse an unreadable or unwritable ``metrics.json`` before the work, not after it."""
+    metrics = runfolder.read_metrics(run_dir)
+    if metrics or (run_dir / runfolder.METRICS_FILE).exists():
+        from codegen.common.atomic import check_writable
+
+        check_writable(run_dir / runfolder.METRICS_FILE)
+
+
+def _record(run_dir: Path, key: str, result: ParityResult, plan, total: int) -> None:
+    """Record a check in ``metrics.json`` (when the run has one): under ``key`` when it covered all ``total``
+    samples (the host-parity check then also sets ``c_acc``), else under ``key_partial``, never replacing a full
+    check."""
+    metrics = runfolder.read_metrics(run_dir)
+    if not (metrics or (run_dir / runfolder.METRICS_FILE).exists()):
+        return
+    record = {"n": result.n, "of": total, "bit_exact": result.bit_exact, "c": result.c.as_dict(),
+              "int": result.ref.as_dict(), "first_mismatch": result.first_mismatch, "model_sha256": plan.model_sha256}
+    if result.n == total:
+        if key == "host_parity":
+            metrics["c_acc"] = result.c_acc
+        metrics[key] = record
+    else:
+        metrics[f"{key}_partial"] = record
+    runfolder.write_metrics(run_dir, metrics)
+
+
 def run_host_parity(run: Path, data: str | None = None, data_root: str | None = None, prefix: str = "model",
                     limit: int | None = None, progress: bool = True) -> ParityResult:
     """Host parity of ``run``'s integer model on its test split; checks ``run/c`` is current if it exists.
@@ -62,21 +128,21 @@ def run_host_parity(run: Path, data: str | None = None, data_root: str | None = 
     covered, and never replaces a full check.
     """
     path, net, plan, files = load_deployment(Path(run), prefix)
-    metrics = runfolder.read_metrics(path.parent)  # refused before the work if unreadable
-    if metrics or (path.parent / runfolder.METRICS_FILE).exists():
-        from codegen.common.atomic import check_writable
-
-        check_writable(path.parent / runfolder.METRICS_FILE)
+    _check_metrics_writable(path.parent)
     samples = load_test_samples(path.parent, net, data, data_root, limit, progress)
     result = host_parity(net, plan, files, samples.x, samples.y, progress=progress)
-    if metrics or (path.parent / runfolder.METRICS_FILE).exists():
-        record = {"n": result.n, "of": samples.total, "bit_exact": result.bit_exact, "c": result.c.as_dict(),
-                  "int": result.ref.as_dict(), "first_mismatch": result.first_mismatch,
-                  "model_sha256": plan.model_sha256}
-        if result.n == samples.total:
-            metrics["c_acc"] = result.c_acc
-            metrics["host_parity"] = record
-        else:
-            metrics["host_parity_partial"] = record
-        runfolder.write_metrics(path.parent, metrics)
+    _record(path.parent, "host_parity", result, plan, samples.total)
+    return result
+
+
+def run_host_audio_parity(run: Path, data: str | None = None, prefix: str = "model", limit: int | None = None,
+                          progress: bool = True) -> ParityResult:
+    """Audio -> class on the host: the test split's clips through the generated C and the Python integer pipeline.
+
+    Recorded as ``host_parity_audio`` (``host_parity_audio_partial`` for fewer clips than the split has)."""
+    path, net, plan, files = load_deployment(Path(run), prefix)
+    _check_metrics_writable(path.parent)
+    clips, labels, total = load_test_audio(path.parent, net, data, limit)
+    result = host_audio_parity(net, plan, files, clips, labels, progress=progress)
+    _record(path.parent, "host_parity_audio", result, plan, total)
     return result

@@ -8,6 +8,7 @@ split, then writes ``RUN/model.int.npz`` and adds ``float_acc``, ``fakequant_acc
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import time
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from codegen.common.errors import UserError
 from codegen.verify.compare import compare
 from pytrain import runfolder
-from pytrain.data.loader import SpikeTensors, load_data
+from pytrain.data.loader import SpikeTensors, check_same_frontend, load_data
 from pytrain.model import checkpoint as ckpt
 from pytrain.model.network import active_steps, readout_score
 from pytrain.training.loop import evaluate, seed_everything
@@ -174,6 +175,14 @@ def quantize_run(opts: QuantizeOptions) -> dict:
     if data.n_inputs != model.cfg.n_inputs or data.n_classes != model.cfg.n_classes:
         raise UserError(f"dataset {data.name} has {data.n_inputs} inputs and {data.n_classes} classes, "
                         f"the model expects {model.cfg.n_inputs} and {model.cfg.n_classes}")
+    check_same_frontend(data, info.get("frontend_sha256"), str(model_path))
+    if data.frontend is not None:
+        from codegen.integer import frontend_bounds
+
+        try:
+            frontend_bounds.check(data.frontend)
+        except ValueError as exc:
+            raise UserError(f"cannot export: {exc}") from None
     t0 = time.perf_counter()
     float_acc = evaluate(model, data.test, torch.device("cpu"))["accuracy"]
     fq = calibrated(model, opts.weight_bits, data.train.x[: opts.calib])
@@ -181,11 +190,11 @@ def quantize_run(opts: QuantizeOptions) -> dict:
     fq_spikes, fq_u, fq_scores = fakequant_traces(fq, data.test)
     fakequant_acc = Accuracy.of(fq_scores.argmax(-1), data.test.y)
 
-    net = fq.to_int_network(
+    net = dataclasses.replace(fq.to_int_network(
         classes=data.classes,
         meta={"preset": info.get("preset", ""), "source_checkpoint_sha256": _file_sha256(model_path),
               "weight_bits": list(fq.bits), "qat_epochs": opts.qat_epochs, "calib": opts.calib},
-    )
+    ), frontend=data.frontend)  # the model hears through the front end its dataset was encoded with
     try:
         validate_network(net)
         overflow.check(net, max_steps=data.n_steps)

@@ -20,7 +20,7 @@ from codegen.common.atomic import check_writable
 from codegen.common.errors import UserError
 from pytrain import runfolder
 from pytrain.data.augment import augment
-from pytrain.data.loader import DataBundle, SpikeTensors, load_data
+from pytrain.data.loader import DataBundle, SpikeTensors, check_same_frontend, load_data
 from pytrain.model import checkpoint as ckpt
 from pytrain.model.config import TrainConfig
 from pytrain.model.delays import sigma_for_epoch
@@ -211,6 +211,7 @@ def _data_info(data: DataBundle) -> dict:
         "name": data.name, "classes": list(data.classes), "n_inputs": data.n_inputs, "bin_ms": data.bin_ms,
         "n_steps": data.n_steps, "n_train": len(data.train), "n_val": len(data.val), "n_test": len(data.test),
         "val_split": data.val_split,
+        "frontend_sha256": data.frontend_sha256,
     }
 
 
@@ -268,6 +269,7 @@ def _train(opts: TrainOptions, preset, device: torch.device, ctx: ddp.Context) -
     start_epoch, best, history, elapsed = 0, {"val_acc": -1.0, "epoch": -1}, [], 0.0
     if opts.resume:
         state = _load_resume(out / runfolder.RESUME_FILE, model, opt_set)
+        check_same_frontend(data, state["info"].get("frontend_sha256"), f"--resume: {out}")
         start_epoch, best, history, elapsed = state["epoch"] + 1, state["best"], state["history"], state["seconds"]
     net: nn.Module = model
     if ctx.distributed:
@@ -280,7 +282,7 @@ def _train(opts: TrainOptions, preset, device: torch.device, ctx: ddp.Context) -
                 (out / stale).unlink(missing_ok=True)
     data_spec = opts.data if opts.data.lower() in ("shd", "ssc") else str(Path(opts.data).resolve())
     info = {"preset": preset.name, "data": _data_info(data), "data_spec": data_spec, "seed": opts.seed,
-            "world_size": ctx.world_size}
+            "world_size": ctx.world_size, "frontend_sha256": data.frontend_sha256}
     last_epoch = epochs if opts.stop_after is None else min(epochs, start_epoch + opts.stop_after)
     bar = None
     if opts.progress and ctx.is_main:

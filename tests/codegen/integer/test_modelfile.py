@@ -148,9 +148,10 @@ def test_same_network_gives_identical_bytes(tmp_path):
 
 def test_digest_is_pinned():
     # Any change to the bytes (header layout, zip settings, .npy writer) must be deliberate: it changes every
-    # model's identity, so bump FORMAT_VERSION and update this value together.
+    # model's identity, so bump FORMAT_VERSION (or, for the content, SPEC_VERSION) and update this value together.
+    # Updated for integer spec 2: the header's spec_version and its "frontend" entry (null here).
     net = tiny_network("conv", n_layers=2, seed=0)
-    assert network_digest(net) == "50144f3b5062486a13abe847fbdcc4b446aae1e73f03d416a388898585c8c0ed"
+    assert network_digest(net) == "c8dbf2cd43fc841f29309d5215a784dc867f7df319a815e941fd6acbaf978b4c"
 
 
 def test_zip_entries_are_sorted_and_dated_1980(tmp_path):

@@ -75,10 +75,11 @@ def test_a_fold_encodes_with_the_8k_front_end(tiny_corpus, tmp_path, capsys):
     ds = tmp_path / "fold1"
     assert main(["data", "wav", "--root", str(out), "--out", str(ds), "--fold", "1"]) == 0
     printed = capsys.readouterr().out
-    assert "recordings at 8000 Hz; front end: 8000 Hz, 32 channels, centres 100..3370 Hz" in printed
+    assert "recordings at 8000 Hz; integer front end: 8000 Hz, 32 mel channels, 100..3800 Hz, 128-point FFT" in printed
     meta = read_meta(ds)
     assert meta.source["split"] == "fold" and meta.source["fold"] == 1
-    assert meta.source["front_end"]["sample_rate"] == 8000 and meta.source["front_end"]["f_high"] == 3370.0
+    assert meta.front_end["kind"] == "integer"
+    assert meta.front_end["config"]["sample_rate"] == 8000 and meta.front_end["config"]["f_high"] == 3800.0
     assert meta.duration_s == 2.0 and meta.source["counts"] == {"train": 20, "test": 20}
     test_names = {meta.speakers[str(i)] for i in range(len(meta.speakers))} & set(manifest["folds"][1])
     assert test_names == set(manifest["folds"][1])

@@ -13,7 +13,10 @@ from pytrain.data import synth
 from pytrain.cli import main
 from pytrain.cli import data as data_command
 from codegen.common.errors import UserError
-from pytrain.data.spikefile import read_meta
+from codegen.integer.frontend_ref import encode_clips
+from codegen.integer.modelfile import frontend_digest, load_frontend
+from pytrain.data.loader import load_data
+from pytrain.data.spikefile import read_audio, read_meta
 
 SHD_ORDER = [
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
@@ -34,13 +37,17 @@ def test_tiny_build(tmp_path, capsys):
     out = tmp_path / "synth"
     argv = ["data", "synth", "--out", str(out), "--voices", "m1,f2,m7", "--test-voices", "m7", "--per-voice", "1"]
     assert main([*argv, "--jobs", "2", "--seed", "5"]) == 0
-    assert capsys.readouterr().out.startswith(f"wrote {out}: 40 train / 20 test samples, 20 classes, 32 channels")
+    assert capsys.readouterr().out.startswith(
+        f"wrote {out}: 40 train / 20 test samples, 20 classes, 32 channels, 1 s clips, integer front end")
 
     meta = read_meta(out)
     assert meta.classes == SHD_ORDER and meta.n_channels == 32 and meta.duration_s == 1.0
     assert meta.speakers == {"0": "espeak-ng variant m1", "6": "espeak-ng variant m7", "8": "espeak-ng variant f2"}
     assert meta.source["generator"] == "pytrain.data.synth" and meta.source["seed"] == 5
-    assert meta.source["front_end"]["n_channels"] == 32 and meta.source["options"]["per_voice"] == 1
+    assert meta.front_end["kind"] == "integer" and meta.front_end["config"]["n_channels"] == 32
+    assert meta.front_end["sha256"] == frontend_digest(load_frontend(out / "frontend.int.npz"))
+    assert meta.front_end["hop_ms"] == 10.0 and meta.source["options"]["per_voice"] == 1
+    assert meta.audio == {"test": "audio/test.h5"}
     assert json.loads((out / "dataset.json").read_text(encoding="utf-8"))["classes"][15] == "fünf"
 
     splits = {}
@@ -53,6 +60,13 @@ def test_tiny_build(tmp_path, capsys):
             assert times.dtype == np.float16 and units.dtype == np.uint16 and times.size == units.size > 0
             assert np.all(np.diff(times.astype(np.float64)) >= 0) and times.max() < 1.0 and units.max() < 32
             splits[name] = (f["labels"][:], f["extra/speaker"][:])
+    # the test split's audio is kept, and the stored counts are exactly what the front end hears in it
+    clips, labels, rate = read_audio(out, meta)
+    bundle = load_data(str(out), bin_ms=10, progress=False)
+    assert rate == 16000 and len(clips) == 20 and all(c.dtype == np.int16 and c.size == 16000 for c in clips)
+    assert np.array_equal(np.stack(encode_clips(bundle.frontend, clips)), bundle.test.x.numpy())
+    assert np.array_equal(labels, bundle.test.y.numpy()) and bundle.test.x.max() <= bundle.frontend.max_count
+
     train_labels, train_speakers = splits["train"]
     test_labels, test_speakers = splits["test"]
     assert set(train_speakers) == {0, 8} and set(test_speakers) == {6}, "voices disjoint between splits"
@@ -74,6 +88,21 @@ def test_tiny_build(tmp_path, capsys):
                 assert full["labels"][i] == part["labels"][j]
                 assert np.array_equal(full["spikes/times"][i], part["spikes/times"][j])
                 assert np.array_equal(full["spikes/units"][i], part["spikes/units"][j])
+
+
+@pytest.mark.espeak
+def test_float_front_end_is_kept_for_comparison(tmp_path, capsys):
+    require_espeak()
+    out = tmp_path / "float"
+    assert main(["data", "synth", "--out", str(out), "--voices", "m1,m7", "--test-voices", "m7", "--per-voice", "1",
+                 "--front-end", "float"]) == 0
+    assert "float front end" in capsys.readouterr().out
+    meta = read_meta(out)
+    assert meta.front_end["kind"] == "float" and meta.audio == {} and not (out / "frontend.int.npz").exists()
+    bundle = load_data(str(out), bin_ms=5, progress=False)  # 1 ms spikes: any whole-ms bin is allowed
+    assert bundle.frontend is None and bundle.test.x.shape[1] == 200
+    with pytest.raises(UserError, match="keeps no audio"):
+        read_audio(out, meta)
 
 
 @pytest.mark.espeak

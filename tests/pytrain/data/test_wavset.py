@@ -18,9 +18,10 @@ SPEAKERS = ("alice", "bob", "carol", "dave", "erin")
 
 
 def write_tone(path: Path, freq: float, seconds: float = 0.3, sr: int = 16000, seed: int = 0) -> None:
+    """Quiet noise, then after 60 ms a tone: the front end fires on what stands out of the background."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(sr * seconds)) / sr
-    x = 0.3 * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(t.size)
+    x = 0.3 * np.sin(2 * np.pi * freq * t) * (t >= 0.06) + 0.01 * rng.standard_normal(t.size)
     path.parent.mkdir(parents=True, exist_ok=True)
     wavfile.write(path, sr, np.floor(x * 32767 + 0.5).astype(np.int16))
 
@@ -63,7 +64,8 @@ def test_flat_layout_speaker_split(tmp_path, capsys):
     root, out = make_flat(tmp_path / "wavs"), tmp_path / "ds"
     assert main(["data", "wav", "--root", str(root), "--out", str(out)]) == 0
     announce, summary = capsys.readouterr().out.splitlines()
-    assert announce == "recordings at 16000 Hz; front end: 16000 Hz, 32 channels, centres 100..7000 Hz (ERB-spaced, Q 4), 1 ms steps"
+    assert announce == ("recordings at 16000 Hz; integer front end: 16000 Hz, 32 mel channels, 100..7600 Hz, "
+                        "256-point FFT every 10 ms")
     meta = read_meta(out)
     assert meta.classes == ["down", "up", "yes"] and meta.n_channels == 32
     assert meta.duration_s == 0.35  # 0.3451 s rounded up to 10 ms
@@ -221,3 +223,30 @@ def test_helpers():
     assert sorted(["10", "9", "b", "a2", "a10"], key=natural_key) == ["9", "10", "a2", "a10", "b"]
     assert clip_duration_s(16000, 16000, 2.0) == 1.0 and clip_duration_s(16001, 16000, 2.0) == 1.01
     assert clip_duration_s(10**6, 16000, 2.0) == 2.0
+
+
+def test_integer_front_end_keeps_the_test_audio_it_heard(tmp_path):
+    from codegen.integer.frontend_ref import encode_clips
+    from pytrain.data.loader import load_data
+    from pytrain.data.spikefile import read_audio
+
+    root, out = make_flat(tmp_path / "wavs"), tmp_path / "ds"
+    assert main(["data", "wav", "--root", str(root), "--out", str(out)]) == 0
+    meta = read_meta(out)
+    assert meta.front_end["kind"] == "integer" and (out / "frontend.int.npz").is_file()
+    clips, labels, rate = read_audio(out, meta)
+    bundle = load_data(str(out), bin_ms=10, progress=False)
+    assert rate == 16000 and len(clips) == len(bundle.test.y) and len({c.size for c in clips}) > 1
+    x = bundle.test.x.numpy()
+    for i, (clip, counts) in enumerate(zip(clips, encode_clips(bundle.frontend, clips))):
+        n = counts.shape[0]
+        assert np.array_equal(counts, x[i, :n]) and not x[i, n:].any(), "the padded tail of a short clip is silent"
+    assert np.array_equal(labels, bundle.test.y.numpy()) and x.sum() > 0
+
+
+def test_float_front_end_option(tmp_path, capsys):
+    root, out = make_flat(tmp_path / "wavs"), tmp_path / "ds"
+    assert main(["data", "wav", "--root", str(root), "--out", str(out), "--front-end", "float"]) == 0
+    assert "float front end" in capsys.readouterr().out
+    meta = read_meta(out)
+    assert meta.front_end["kind"] == "float" and meta.audio == {}
