@@ -126,31 +126,31 @@ def test_every_codegen_module_imports_without_pytrain_or_torch():
 # banner's spec version and the model digest).
 PINNED = {
     (None, 8): ("cb0f9ee299ab79198004fc3ce2ad834baec59336f7595e2f963f1a2be66bf15a",
-                "a94c8ee301b4db8edbeb07a6c7edb79d98fe23735a6d7c1813f7418db397df48"),
+                "8b238c61fc53ea7d0d883218602cb99e2841b4255a6da64f7aa85e1495d925b4"),
     (None, 16): ("3976139ecb0f72f78cdf2572d33cb9dd769f69dd6d30905bd43767d72d65a628",
-                 "8c95a5edaa893c2c43de5a1a3dffba5051c125cb5fe70261427ddb72db892519"),
+                 "e3499dc3f6ba7d1c195b8b963bc63a734db2583320c3c33c8efe4b43c02a60b0"),
     (None, 4): ("d77759e96dc73dbf6a79a8ed55839f807b50ec65468634c9ff99a55874ea3f7b",
-                "5f65c6f1d7ebeddabf8a873a371bdfb949c8889ed21795d50e981d97850d7d52"),
+                "4804077daaf1cd534783c8ba2e1075f9d74dac20f7ae96abb108c8e4e7b91a7d"),
     ("conv", 8): ("28e26de255a7b6151e819eb66b72f861b04dfae8a1155de4e439d1428416b230",
-                  "aae4f81a7ce9c4a4ac7b6dc5733a50ba4863ee4dc1479d45a757a7e1af428aca"),
+                  "8b7c27c9a97cab0944448357ecaedf21a37f66ee0963e7c9617ac81abf2d6768"),
     ("conv", 16): ("02334a5fef8154be75efe2c4701307e391cb83fc00d2b5c430932d492b321b70",
-                   "e5d21db120b566f7a5501cd35e9e3d7b89a2077f78650330b9243df93a0c9ca5"),
+                   "6d50df65aa3ce1750ae72f7096fda6c5adaa38300885d78da23340a237b958a3"),
     ("conv", 4): ("bceb745c32a8e30363b41394eb7e4c6ea9d333317b38b63111161a9ea47aad55",
-                  "ea6be8b3326025769f2777503d9ee87d06a2ba733f1e0aa6e9354b3739a44897"),
+                  "a06406d5340d883e7ff48aba2d161eefb7304b69bca2fd41904503ee11820a26"),
     ("dense", 8): ("c56d133056ff3e2b0bcf7798b6c968ca374fbb41c41815ba37c088a9ec7c6c68",
-                   "6a68d04f40673b75ae9c366355ee5f91a2ea10d638f3c230caaba0f4e4c1aef4"),
+                   "d126de54f73e9f1bab4045d1707eb0b560f16d9203c45c97dcbd68ee73957ec2"),
     ("dense", 16): ("53278037fe2bcafe2dbfd75fefaaa94df0d16db475b8fe10eee9114d0b0f526c",
-                    "6ff3346c03d22b61a9b39bfcc7f774845ee6d352bb71689c2c13e9a00327b480"),
+                    "ba31f4a17f0d1cf80687f20814162a775b531eabc4430fe3e48959b3eb3dc09c"),
     ("dense", 4): ("cccb361ebbc7e71b2e61382e408e5ca4d32be204bbc4a62c59bfe0992d2ad6c6",
-                   "ce3352b4883b0e8c2ab6039a570b6dcb37ad899067c805aa9036bb4272bff7ff"),
+                   "1b01eb29c24d294ad6447af109b8278d30f7fef3347379c3d881597b07c7aa30"),
     ("conv-nodelay", 8): ("05e5ecee6e4f614c11ad57df873ba489cdb112f7db4531428fa84a8e383be230",
-                          "2221d674d787d31637719402eccc975a783faf0b2d969016bbe2b4fc17c5df7d"),
+                          "d4959e553a00a98755a505d26c1b2a7cf236bbf532202f275fb3d708affe4ca9"),
     ("conv-nodelay", 16): ("0bb19e7bd20739decbc61dccd8ba43ea784d7d98b51a642c7b6d3ab877314f32",
-                           "c72fd13910b5ed4343d2e4792a131791a3d6226b29cde7b546ca66302a606c69"),
+                           "994ded44b4b1b65aaf42e920660f58abffa5387c29abe96efb342a06a57852e5"),
     ("taps", 8): ("0289faf3c062b183bfba7e95cb66b8c3d39583584adaf75c33dea833666c72ba",
-                  "2a333438af6e553b0e8c749748b2fed694417316abb6d93655b944934dde2ece"),
+                  "83ff38a501c80701dc19161d8d4150a7792e7d374a879309bfda2665af26e8d7"),
     ("taps", 16): ("37874d7b596a78a5862abd71048172443443f6ce961acc85a1a22552736fe6ee",
-                   "74db1d13c6e131df5f4db3adc5669c29623f5f55666142369006dec0c46279e8"),
+                   "1c6095f321e68fdbc9c2757dc3ff78f1c976d2e11394ebbad44440872696f5f7"),
 }
 
 
@@ -195,3 +195,33 @@ def test_the_import_scan_sees_lazy_and_relative_imports(tmp_path):
     assert {"pytrain.model", "pytrain.model.network", "torch", "numpy"} <= names
     assert _stage("pytrain", "pytrain.model.network") < _stage("pytrain", "pytrain.export.m")
     assert _stage("pytrain", "pytrain.cli.train") > _stage("pytrain", "pytrain.export.m")
+
+
+# The same builder at integer spec 1, computed before the front end existed (spec 2): a spec-1 model file is
+# still read, and generates the very C it generated then, byte for byte.
+PINNED_SPEC1 = {
+    (None, 8): ("b3ffe4721234b1275ae7829656e06e726dd9fffdfa6a6973dc4b3bf7a71ba227",
+                "978ee1dc04e9056979c231d09ee861367a9f68ff72217b6e798af2bf82a56bdd"),
+    ("conv", 8): ("f7ef4dd4616a4a56a619bbbe709d3948181f621af0f1acf5bb160a732de89f47",
+                  "b541bb8d26aaa14829629098de14e21695b430934234a40a35d82746f646ec1f"),
+    ("taps", 16): ("ab8fc76d2e5bab9d1aead0e20b18a383a1a9ece6f72a4e5bef58391ce7e4a1ef",
+                   "39626f3265e34de4606e327f55c5cb406871c0bb4a8c55e3bd1a454d6888ff3a"),
+}
+
+
+@pytest.mark.parametrize("variant,bits", sorted(PINNED_SPEC1, key=str))
+def test_spec1_model_files_read_and_generate_as_before(variant, bits, tmp_path):
+    import dataclasses
+
+    from codegen.generator.emit import generate
+    from codegen.integer.modelfile import load_network, network_bytes, network_digest, save_network
+
+    model_digest, c_digest = PINNED_SPEC1[(variant, bits)]
+    net = dataclasses.replace(tiny_network(variant, n_in=5, n=8, n_layers=2, weight_bits=bits, seed=7), spec_version=1)
+    assert network_digest(net) == model_digest and b'"frontend"' not in network_bytes(net)
+    path = tmp_path / "old.int.npz"
+    save_network(net, path)
+    loaded = load_network(path)
+    assert loaded.spec_version == 1 and network_digest(loaded) == model_digest
+    files = generate(loaded, "pinned")[1]
+    assert folder_digest(files) == c_digest and "(integer spec 1)" in files["pinned.c"]

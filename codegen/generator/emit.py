@@ -31,7 +31,7 @@ import numpy as np
 
 from ..common.atomic import os_error
 from ..common.version import __version__
-from ..integer.network import MAX_COUNT, SPEC_VERSION, IntNetwork
+from ..integer.network import MAX_COUNT, IntNetwork
 from .plan import ConstArray, Plan, make_plan
 
 RUNTIME_FILES = ("delrec_runtime.h", "delrec_kernels.inc", "delrec_packed.inc", "delrec_matrix.inc")
@@ -94,7 +94,7 @@ def _array_view(a: ConstArray) -> _ArrayView:
 def _context(plan: Plan) -> dict:
     names = plan.classes if plan.classes else tuple(str(k) for k in range(plan.n_classes))
     return dict(
-        plan=plan, p=plan.prefix, M=plan.macro, version=__version__, spec_version=SPEC_VERSION,
+        plan=plan, p=plan.prefix, M=plan.macro, version=__version__, spec_version=plan.spec_version,
         max_count=MAX_COUNT, arrays=[_array_view(a) for a in plan.arrays],
         class_literals=[c_string(n) for n in names],
     )

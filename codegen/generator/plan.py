@@ -29,7 +29,7 @@ import numpy as np
 from ..integer.fixedpoint import int_range, reduced_leak, round_half_up
 from ..integer.modelfile import network_digest
 from ..integer.network import IntLayer, IntNetwork, IntRecurrence
-from ..integer.network import MAX_COUNT
+from ..integer.network import MAX_COUNT, SPEC_VERSION
 from ..integer.overflow import Packing, packing
 from ..integer.overflow import check as overflow_check
 from ..integer.refmodel import ring_length
@@ -261,6 +261,7 @@ class Plan:
     max_n_in: int = 0  # most inputs of any matrix: the event list scratch
     meta: dict = field(default_factory=dict)
     frontend: "FrontendPlan | None" = None  # the audio front end (codegen.generator.frontend_plan), if any
+    spec_version: int = SPEC_VERSION  # the model file's integer spec (named in the banner)
 
     @property
     def regions(self) -> list[str]:
@@ -474,7 +475,7 @@ def make_plan(net: IntNetwork, prefix: str = "model", max_steps: int = 1 << 20) 
         prefix=prefix, macro=prefix.upper(), model_sha256=network_digest(net), n_inputs=net.n_inputs, n_classes=k,
         bin_us=bin_us, classes=tuple(net.classes), layers=layers, readout=readout,
         max_n=max([layer.n for layer in layers] + [k]), max_words=max(layer.words for layer in layers),
-        meta=dict(net.meta), frontend=frontend,
+        meta=dict(net.meta), frontend=frontend, spec_version=int(net.spec_version),
     )
     return dataclasses.replace(plan, max_cols=max([plan.max_n] + [m.cols for m in plan.matrices]),
                                max_n_in=max(m.n_in for m in plan.matrices))

@@ -42,7 +42,7 @@ from ..common.errors import UserError
 from .frontend import ARRAYS as FRONTEND_ARRAYS
 from .frontend import SCALARS as FRONTEND_SCALARS
 from .frontend import IntFrontEnd, validate_frontend
-from .network import SPEC_VERSION, IntLayer, IntNetwork, IntReadout, IntRecurrence
+from .network import SPEC_VERSION, SUPPORTED_SPECS, IntLayer, IntNetwork, IntReadout, IntRecurrence
 from .validate import WEIGHT_BITS, check_int, is_int, validate_network
 
 FORMAT_NAME = "delrec-edge-int-model"
@@ -128,7 +128,7 @@ def _layer_header(layer: IntLayer) -> dict:
 
 def _header(net: IntNetwork, arrays: dict[str, np.ndarray]) -> dict:
     r = net.readout
-    return {
+    header = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
         "spec_version": int(net.spec_version),
@@ -147,6 +147,9 @@ def _header(net: IntNetwork, arrays: dict[str, np.ndarray]) -> dict:
         "frontend": None if net.frontend is None else _frontend_header(net.frontend),
         "arrays": {name: {"dtype": a.dtype.name, "shape": list(a.shape)} for name, a in arrays.items()},
     }
+    if net.spec_version == 1:
+        del header["frontend"]  # spec 1 had no such entry: its files stay byte-identical
+    return header
 
 
 def _npy_bytes(a: np.ndarray) -> bytes:
@@ -326,8 +329,11 @@ def _read_header(archive: _Archive, format_name: str = FORMAT_NAME) -> dict:
     if version != FORMAT_VERSION or isinstance(version, bool):
         raise ValueError(f"unsupported file format version {version!r} (this version reads {FORMAT_VERSION})")
     spec = header.get("spec_version")
-    if spec != SPEC_VERSION or isinstance(spec, bool):
-        raise ValueError(f"unsupported spec_version {spec!r} (this version implements {SPEC_VERSION})")
+    supported = SUPPORTED_SPECS if format_name == FORMAT_NAME else (SPEC_VERSION,)
+    if spec not in supported or isinstance(spec, bool):
+        raise ValueError(f"unsupported spec_version {spec!r} (this version reads {', '.join(map(str, supported))})")
+    if spec == 1 and "frontend" in header:
+        raise ValueError("spec_version 1 has no audio front end (the front end is spec 2)")
     archive.table = _field(header, "arrays", "", dict)
     return header
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from .fixedpoint import LEAK_SHIFT, MAX_SHIFT, int_range
 from .frontend import validate_frontend
-from .network import RESETS, SPEC_VERSION, VARIANTS, IntLayer, IntNetwork, IntReadout, IntRecurrence
+from .network import RESETS, SPEC_VERSION, SUPPORTED_SPECS, VARIANTS, IntLayer, IntNetwork, IntReadout, IntRecurrence
 
 MAX_DELAY = 65534  # the largest delay whose ring buffer (max_delay + 1 slots) is indexed by a uint16
 WEIGHT_BITS = (2, 16)  # weights are stored as int8 or int16
@@ -145,8 +145,11 @@ def _check_readout(r: Any, n_in: int) -> None:
 
 def _check_header_fields(net: IntNetwork) -> None:
     check_int(net.spec_version, "spec_version")
-    if net.spec_version != SPEC_VERSION:
-        raise ValueError(f"unsupported spec_version {net.spec_version} (this version implements {SPEC_VERSION})")
+    if net.spec_version not in SUPPORTED_SPECS:
+        raise ValueError(f"unsupported spec_version {net.spec_version} (this version reads "
+                         f"{', '.join(map(str, SUPPORTED_SPECS))}; it writes {SPEC_VERSION})")
+    if net.spec_version == 1 and net.frontend is not None:
+        raise ValueError("spec_version 1 has no audio front end (the front end is spec 2)")
     check_int(net.n_inputs, "n_inputs", 1)
     bin_ms = net.bin_ms
     if isinstance(bin_ms, bool) or not isinstance(bin_ms, (int, float)) or not (math.isfinite(bin_ms) and bin_ms > 0):

@@ -284,6 +284,8 @@ TAMPERS: dict[str, tuple[str | None, Callable[[Contents], None], str]] = {
     "format": ("conv", _set(_top, "format", "some-other-model"), "not a delrec-edge integer model"),
     "file version": ("conv", _set(_top, "version", 2), "unsupported file format version 2"),
     "spec version": ("conv", _set(_top, "spec_version", 99), "unsupported spec_version 99"),
+    "spec 0": ("conv", _set(_top, "spec_version", 0), "unsupported spec_version 0"),
+    "spec 1 with a front-end entry": ("conv", _set(_top, "spec_version", 1), "spec_version 1 has no audio front end"),
     "header not json": ("conv", lambda c: c.raw.__setitem__("header.json", b"{not json"), "not valid JSON"),
     "header not object": ("conv", lambda c: c.raw.__setitem__("header.json", b"[1, 2]"), "not a JSON object"),
     "missing header": ("conv", lambda c: c.raw.__setitem__("header.json", None), "missing header.json"),
@@ -453,3 +455,17 @@ def test_plain_npz_without_header_is_refused(tmp_path):
     path = tmp_path / "weights.npz"
     np.savez(path, w=np.zeros(3))
     assert_refused(path, "missing header.json")
+
+
+def test_spec_1_is_read_without_a_front_end_only():
+    import dataclasses
+
+    from codegen.integer.frontend import FrontEndConfig, design
+    from codegen.integer.validate import validate_network
+
+    net = dataclasses.replace(tiny_network("conv", n_in=32, n=8, n_layers=2, seed=7), bin_ms=10.0, spec_version=1)
+    validate_network(net)
+    with pytest.raises(ValueError, match="spec_version 1 has no audio front end"):
+        validate_network(dataclasses.replace(net, frontend=design(FrontEndConfig())))
+    with pytest.raises(ValueError, match="unsupported spec_version 3"):
+        validate_network(dataclasses.replace(net, spec_version=3))
