@@ -89,26 +89,31 @@ def worst_stack(callgraph: str, root: str) -> tuple[int, list[str]]:
 
     if root not in frames:
         raise ValueError(f"{root} is not in the call graph")
-    return depth(root, frozenset()), sorted(unknown)
+    return depth(root, frozenset()), sorted(unknown - set(frames))
 
 
 def measure_code(files: dict[str, str], prefix: str, source: str | None = None,
-                 stack_of: tuple[str, ...] = ("step", "classify")) -> dict | None:
+                 stack_of: tuple[str, ...] = ("step", "classify"), graph_with: tuple[str, ...] = ()) -> dict | None:
     """``.text`` and ``.rodata`` of ``source`` (default ``<prefix>.c``) built for a Cortex-M4 at -Os, and the
     worst-case stack of ``<prefix>_<name>`` for each name of ``stack_of`` by gcc's static analysis (as
-    ``stack_<name>``); ``None`` without a toolchain."""
+    ``stack_<name>``), through the call graph of ``source`` and of the ``graph_with`` sources together (their
+    sizes are not counted); ``None`` without a toolchain."""
     gcc, size = shutil.which("arm-none-eabi-gcc"), shutil.which("arm-none-eabi-size")
     if gcc is None or size is None:
         return None
     with tempfile.TemporaryDirectory() as tmp:
         for name, text in files.items():
             (Path(tmp) / name).write_text(text, encoding="utf-8")
-        obj = Path(tmp) / "model.o"
-        subprocess.run([gcc, *CODE_TARGET[1], "-std=c99", "-ffunction-sections", "-fdata-sections",
-                        "-fcallgraph-info=su", "-I", tmp, "-c", str(Path(tmp) / (source or f"{prefix}.c")), "-o", str(obj)],
-                       check=True, capture_output=True, cwd=tmp)  # fmt: skip
-        listing = subprocess.run([size, "-A", str(obj)], check=True, capture_output=True, text=True).stdout
-        callgraph = next(Path(tmp).glob("*.ci")).read_text()
+        graphs = []
+        for i, src in enumerate((source or f"{prefix}.c", *graph_with)):
+            obj = Path(tmp) / f"unit{i}.o"
+            subprocess.run([gcc, *CODE_TARGET[1], "-std=c99", "-ffunction-sections", "-fdata-sections",
+                            "-fcallgraph-info=su", "-I", tmp, "-c", str(Path(tmp) / src), "-o", str(obj)],
+                           check=True, capture_output=True, cwd=tmp)  # fmt: skip
+            graphs.append((Path(tmp) / f"unit{i}.ci").read_text())
+            if i == 0:
+                listing = subprocess.run([size, "-A", str(obj)], check=True, capture_output=True, text=True).stdout
+        callgraph = "\n".join(graphs)
     text = rodata = 0
     for line in listing.splitlines():
         m = re.match(r"(\.\S+)\s+(\d+)", line)
@@ -179,7 +184,9 @@ def frontend_report(plan: Plan, files: dict[str, str] | None = None) -> dict:
 
     fe = plan.frontend
     name = f"{plan.prefix}_frontend.c"
-    code = measure_code(files, plan.prefix, name, stack_of=("hear",)) if files is not None and name in files else None
+    code = None
+    if files is not None and name in files:
+        code = measure_code(files, plan.prefix, name, stack_of=("hear", "listen"), graph_with=(f"{plan.prefix}.c",))
     return {
         "describe": fe.describe,
         "flash": {"tables": fe.table_bytes, "constants": PARAMS_BYTES, "total": fe.table_bytes + PARAMS_BYTES},
@@ -229,7 +236,8 @@ def format_report(report: dict) -> str:
     if fe is not None:
         fcode = fe["code"]
         code_text = ("not measured" if fcode is None else f".text {fcode['text']} B (tables in .rodata {fcode['rodata']} B), "
-                     f"stack of {report['prefix']}_hear {fcode['stack_hear']} B (static analysis)")
+                     f"stack of {report['prefix']}_hear {fcode['stack_hear']} B, of {report['prefix']}_listen "
+                     f"{fcode['stack_listen']} B with the network step (static analysis)")
         out.append(f"front end: tables and constants {fe['flash']['total']} B flash, state {fe['ram']['total']} B RAM "
                    f"(in the state struct), code {code_text}")
     return "\n".join(out)

@@ -334,3 +334,16 @@ def test_generated_front_end_files_are_deterministic():
     assert "DO NOT EDIT" in a["ear_frontend.c"].splitlines()[1] or "DO NOT EDIT" in a["ear_frontend.c"]
     assert "malloc" not in a["ear_frontend.c"] + a["delrec_frontend.h"]
     assert "float" not in a["ear_frontend.c"] and "double" not in a["delrec_frontend.h"]
+
+
+def test_the_front_end_stack_and_the_step_stack_do_not_add():
+    """The per-bin work is kept out of ``listen`` (DELREC_NOINLINE), so its FFT buffers are freed before the step:
+    the static stack of listen is its own frame plus the larger of the two, not their sum."""
+    from codegen.generator.memory import memory_report
+
+    plan, files = generate(hearing_network(), "ear")[:2]
+    report = memory_report(plan, files)
+    fe, step = report["frontend"]["code"], report["flash"]["code"]["stack_step"]
+    assert "DELREC_NOINLINE int ear_fe_feed(" in files["ear_frontend.c"]
+    assert "ear_step" not in fe["stack_unknown_callees"], "the step's frames are in the graph"
+    assert fe["stack_hear"] > step and fe["stack_hear"] <= fe["stack_listen"] < fe["stack_hear"] + step
