@@ -182,10 +182,10 @@ def test_generated_c_with_a_front_end_is_pinned():
 
     net = tiny_network("conv", n_in=32, n=8, n_layers=2, weight_bits=8, seed=7)
     net = dataclasses.replace(net, bin_ms=10.0, frontend=design(FrontEndConfig()))
-    assert network_digest(net) == "e7d29249397c3644bef2244342e649b550f015d318f9e127ab3e1aaacf1f2122"
+    assert network_digest(net) == "106fd8e6048e1db717169ae4a14635ad8c3425a94c69ac7976392c302205cc8b"
     files = generate(net, "pinned")[1]
     assert "pinned_frontend.c" in files and "delrec_frontend.h" in files
-    assert folder_digest(files) == "939221221576a24c5c6842cf9d53abfa92379be505e27c7fed8d9ef27ab0af54"
+    assert folder_digest(files) == "cedeee5bfe560d7e56ff0c950c031cbcac2929bb087bdfcfd5037e2a28a31887"
 
 
 def test_the_import_scan_sees_lazy_and_relative_imports(tmp_path):

@@ -17,7 +17,7 @@ from ..integer.frontend_ref import bit_reverse
 from .plan import ConstArray, StateField
 
 FRONTEND_RUNTIME = "delrec_frontend.h"
-PARAMS_BYTES = 17 * 4 + 8 * 4  # sizeof(delrec_fe_params) on a 32-bit target: 17 words and 8 pointers
+PARAMS_BYTES = 19 * 4 + 9 * 4  # sizeof(delrec_fe_params) on a 32-bit target: 19 words and 9 pointers
 
 
 @dataclass(frozen=True)
@@ -71,11 +71,17 @@ def frontend_plan(fe: IntFrontEnd) -> FrontendPlan:
                    "front end: that channel's weight of bin k (2^12 = 1); channel - 1 gets the rest"),
         ConstArray("fe_log", "int16_t", fe.log_table.astype(np.int64),
                    f"front end: log2(1 + i / 32) in Q{fe.log_frac}, i = 0..32"),
+        # pool_bins 1 reads no entry of it: one 0 keeps the array non-empty for C
+        ConstArray("fe_logadd", "uint8_t", fe.logadd_table.astype(np.int64) if fe.pool_bins == 2 else np.zeros(1, np.int64),
+                   f"front end: log2(1 + 2^(-2j / 2^{fe.log_frac})) in Q{fe.log_frac}, the log-add of two bins"
+                   if fe.pool_bins == 2 else "front end: unused (pool_bins 1)"),
     )
     state = (
         StateField("fe_ring", "int16_t", n, f"front end: the last {n} samples, sample g at slot g mod {n}"),
         StateField("fe_floor", "int32_t", c, "front end: noise floor per channel, Q(log_frac + floor_frac)"),
         StateField("fe_v", "int32_t", c, "front end: encoder membranes, 0..threshold - 1"),
+        StateField("fe_prev", "int16_t", c, "front end: the last bin's log2 energy per channel, Q(log_frac) "
+                   "(pooling; 0 after a reset)"),
         StateField("fe_peak", "int32_t", 0, "front end: peak tracker, Q(log_frac + floor_frac)"),
         StateField("fe_pos", "uint32_t", 0, f"front end: ring slot the next sample goes to, 0..{n - 1}"),
         StateField("fe_fill", "uint32_t", 0, f"front end: samples of the current bin so far, 0..{fe.hop - 1}"),
@@ -88,9 +94,11 @@ def frontend_plan(fe: IntFrontEnd) -> FrontendPlan:
         ("floor_fall_shift", fe.floor_fall_shift), ("peak_fall_shift", fe.peak_fall_shift),
         ("floor_min", fe.floor_min), ("offset", fe.offset), ("depth", fe.depth), ("threshold", fe.threshold),
         ("substeps", fe.substeps), ("refractory", fe.refractory), ("leak_shift", fe.leak_shift),
+        ("pool_bins", fe.pool_bins), ("logadd_last", max(fe.logadd_table.size - 1, 0)),
     )
     describe = (f"{fe.sample_rate} Hz int16 PCM -> {c} channels, {fe.hop}-sample hop, {n}-point frames "
-                f"(Hann, radix-2 FFT), mel filterbank, log2, noise floor and peak gain control, LIF encoder "
+                f"(Hann, radix-2 FFT), mel filterbank, log2{', pooled over 2 bins' if fe.pool_bins == 2 else ''}, "
+                f"noise floor and peak gain control, LIF encoder "
                 f"({fe.substeps} sub-steps, refractory {fe.refractory}) -> 0..{fe.max_count} spikes per bin")
     return FrontendPlan(
         sample_rate=fe.sample_rate, hop=fe.hop, frame=n, half=m, stages=fe.stages, channels=c,

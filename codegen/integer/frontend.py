@@ -27,14 +27,19 @@ Per bin ``b`` (the samples ``b*H .. b*H + H - 1`` of the stream, ``H = hop``)::
     log     L[c] = log2(E[c]) in Q(log_frac): 0 for E = 0, else with e = floor(log2 E) (count leading
             zeros), i = the T bits after the leading one, r = the next R bits:
                 L = e * 2^F + tab[i] + rshift((tab[i+1] - tab[i]) * r, R)      tab[i] = rnd(2^F log2(1 + i/2^T))
+    pool    with pool_bins = 2, the level of a channel is that of its energy over this bin's frame and the
+            previous one, log2(E + E_prev), by a log-add table (lp[c]: the previous bin's L, 0 after a reset):
+                Lp = max(L, lp) + add[min(|L - lp| >> 1, A - 1)]      add[j] = rnd(2^F log2(1 + 2^(-2j/2^F)))
+            (A entries, the last one 0; no table term when L or lp is 0, the log of no energy), then lp[c] = L. It smooths each channel over 26 ms of audio, not 16,
+            without a longer frame (the ring, the FFT and their cost stay). With pool_bins = 1, Lp = L.
     gain    two causal level trackers in Q(log_frac + floor_frac), one per channel (the noise floor q[c]) and
             one per stream (the peak p, which follows the loudest channel), both updated by the same rule
                 track(t, x; up, down):  d = x * 2^G - t;  t += rshift(d, up) if d > 0 else rshift(d, down)
             the floor rises slowly and falls at once (floor_rise_shift, floor_fall_shift), the peak rises at
             once and falls slowly (0, peak_fall_shift). With the trackers as they were before this bin:
                 level[c] = max(max(rshift(q[c], G), floor_min) + offset, rshift(p, G) - depth)
-                f[c]     = clamp(L[c] - level[c], 0, threshold - 1)            the encoder's input
-            then q[c] = track(q[c], L[c]) and p = track(p, max_c L[c]). A channel fires when it stands out
+                f[c]     = clamp(Lp[c] - level[c], 0, threshold - 1)           the encoder's input
+            then q[c] = track(q[c], Lp[c]) and p = track(p, max_c Lp[c]). A channel fires when it stands out
             of its own recent quiet level (a stationary background drops out) and is within ``depth`` of the
             loudest recent sound (the gain of the microphone and the loudness of the speaker drop out); no
             whole-clip normalisation, nothing looks ahead.
@@ -46,8 +51,8 @@ Per bin ``b`` (the samples ``b*H .. b*H + H - 1`` of the stream, ``H = hop``)::
             (leak_shift 0 means no leak) and the bin's output is the count, 0..ceil(substeps / (refractory + 1)).
 
 State, all explicit (:class:`codegen.integer.frontend_ref.State`): the ring of the last N samples and its
-write position, the number of samples of the current bin so far, and per channel the floor q, the
-membrane v, the refractory counter r and the last bin's counts, and the peak p. Feeding a stream in any chunking gives the
+write position, the number of samples of the current bin so far, and per channel the previous bin's L (lp),
+the floor q, the membrane v, the refractory counter r and the last bin's counts, and the peak p. Feeding a stream in any chunking gives the
 same state and the same counts.
 """
 
@@ -66,6 +71,9 @@ FILTER_BITS = 12  # filterbank weights, 2^12 = 1.0
 SPLIT_SHIFT = 1  # the real-FFT split halves its outputs
 LOG_TABLE_BITS = 5  # tab has 2^5 + 1 entries
 LOG_INTERP_BITS = 8  # bits of linear interpolation between table entries
+LOGADD_STEP_BITS = 1  # the log-add table is indexed by |L - lp| >> 1
+POOL_BINS = (1, 2)  # bins whose frame energies make one level: this one alone, or with the previous one
+POOL_MAX_LOG_FRAC = 7  # pooling keeps its table in bytes: 2^log_frac <= 128
 MAX_COUNT_PER_BIN = 255  # counts are uint8
 DB_PER_LOG2 = 10.0 * math.log10(2.0)  # dB of power per unit of log2(power)
 FFT_SIZES = (64, 128, 256, 512, 1024)
@@ -113,6 +121,7 @@ class FrontEndConfig:
     substeps: int = 10  # encoder sub-steps per bin
     refractory: int = 1  # sub-steps after a spike during which the encoder neither integrates nor fires
     leak_shift: int = 0  # encoder leak v -= v >> k per sub-step; 0: no leak
+    pool_bins: int = 2  # levels from the energy of this bin's frame (1) or of this and the previous one (2)
 
     def __post_init__(self) -> None:
         if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, int) or not 4000 <= self.sample_rate <= 96000:
@@ -133,6 +142,10 @@ class FrontEndConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
                 raise ValueError(f"{name} must be an integer in {lo}..{hi}, got {value!r}")
+        if isinstance(self.pool_bins, bool) or self.pool_bins not in POOL_BINS:
+            raise ValueError(f"pool_bins must be one of {', '.join(map(str, POOL_BINS))}, got {self.pool_bins!r}")
+        if self.pool_bins == 2 and isinstance(self.log_frac, int) and self.log_frac > POOL_MAX_LOG_FRAC:
+            raise ValueError(f"pool_bins 2 needs log_frac <= {POOL_MAX_LOG_FRAC} (its table holds bytes), got {self.log_frac}")
         if self.range_db <= 0 or self.offset_db < 0 or self.depth_db <= 0:
             raise ValueError("range_db and depth_db must be positive, offset_db not negative")
 
@@ -169,7 +182,8 @@ class IntFrontEnd:
 
     Arrays: ``window`` (N,) 0..32767; ``cos``/``sin`` (M + 1,) Q14 of 2 pi k / N for k = 0..M;
     ``chan`` (M + 1,) -1..C (the channel whose rising edge holds bin k; -1 for a bin outside the bank);
-    ``weight`` (M + 1,) 0..2^12; ``log_table`` (2^T + 1,) Q(log_frac).
+    ``weight`` (M + 1,) 0..2^12; ``log_table`` (2^T + 1,) Q(log_frac); ``logadd_table`` (A,) Q(log_frac),
+    empty unless ``pool_bins`` is 2.
     """
 
     sample_rate: int
@@ -195,6 +209,8 @@ class IntFrontEnd:
     substeps: int
     refractory: int
     leak_shift: int
+    pool_bins: int = 1
+    logadd_table: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int16))
     config: dict = field(default_factory=dict)  # the FrontEndConfig it was designed from (information)
 
     @property
@@ -271,6 +287,18 @@ def log_table(log_frac: int) -> np.ndarray:
     return round_half_up(np.log2(1.0 + i / (1 << LOG_TABLE_BITS)) * (1 << log_frac))
 
 
+def logadd_table(log_frac: int) -> np.ndarray:
+    """``rnd(2^F log2(1 + 2^(-2j / 2^F)))`` for j = 0, 1, ... up to and including the first 0: the amount
+    ``log2(2^a + 2^b)`` exceeds ``max(a, b)`` for ``|a - b| >> 1 == j`` (in Q(log_frac))."""
+    values = []
+    j = 0
+    while not values or values[-1] != 0:
+        d = (j << LOGADD_STEP_BITS) / (1 << log_frac)
+        values.append(int(round_half_up(math.log2(1.0 + 2.0 ** -d) * (1 << log_frac))))
+        j += 1
+    return np.asarray(values, dtype=np.int64)
+
+
 def full_scale_level(log_frac: int) -> int:
     """L (Q(log_frac)) of the full-scale reference: a full-scale sine on a bin at a triangle's peak gives
     |X| = 32767 / 2 after the scaled FFT, so P = (32767 / 2)^2 and E = P * 2^12."""
@@ -304,7 +332,9 @@ def design(cfg: FrontEndConfig) -> IntFrontEnd:
         floor_init=full << cfg.floor_frac, floor_min=max(0, full + db_to_log_units(cfg.floor_min_db, f)),
         offset=db_to_log_units(cfg.offset_db, f), peak_fall_shift=cfg.peak_fall_shift,
         depth=db_to_log_units(cfg.depth_db, f), threshold=threshold, substeps=cfg.substeps,
-        refractory=cfg.refractory, leak_shift=cfg.leak_shift, config=cfg.to_dict(),
+        refractory=cfg.refractory, leak_shift=cfg.leak_shift, pool_bins=cfg.pool_bins,
+        logadd_table=(logadd_table(f) if cfg.pool_bins == 2 else np.zeros(0, np.int64)).astype(np.int16),
+        config=cfg.to_dict(),
     )
 
 
@@ -312,8 +342,9 @@ def design(cfg: FrontEndConfig) -> IntFrontEnd:
 
 
 SCALARS = ("sample_rate", "hop", "n_channels", "log_frac", "floor_frac", "floor_rise_shift", "floor_fall_shift",
-           "floor_init", "floor_min", "offset", "peak_fall_shift", "depth", "threshold", "substeps", "refractory", "leak_shift")
-ARRAYS = ("window", "cos", "sin", "chan", "weight", "log_table")
+           "floor_init", "floor_min", "offset", "peak_fall_shift", "depth", "threshold", "substeps", "refractory", "leak_shift",
+           "pool_bins")
+ARRAYS = ("window", "cos", "sin", "chan", "weight", "log_table", "logadd_table")
 
 
 def _int(value, what: str, lo: int, hi: int) -> None:
@@ -372,6 +403,18 @@ def validate_frontend(fe: IntFrontEnd) -> None:
     _int(fe.substeps, "substeps", 1, 255)
     _int(fe.refractory, "refractory", 0, 255)
     _int(fe.leak_shift, "leak_shift", 0, 16)
+    _int(fe.pool_bins, "pool_bins", min(POOL_BINS), max(POOL_BINS))
+    if fe.pool_bins == 2:
+        table = fe.logadd_table
+        if fe.log_frac > POOL_MAX_LOG_FRAC:
+            raise ValueError(f"frontend: pool_bins 2 needs log_frac <= {POOL_MAX_LOG_FRAC}, got {fe.log_frac}")
+        if not isinstance(table, np.ndarray) or table.ndim != 1 or not 1 <= table.shape[0] <= 1 << 12:
+            raise ValueError("frontend.logadd_table must be 1-D with 1..4096 entries")
+        _array(table, "logadd_table", table.shape, 0, 1 << fe.log_frac)
+        if int(table[-1]) != 0 or np.any(np.diff(table.astype(np.int64)) > 0):
+            raise ValueError("frontend.logadd_table must not increase and must end with 0")
+    else:
+        _array(fe.logadd_table, "logadd_table", (0,), 0, 0)
     if fe.max_count > MAX_COUNT_PER_BIN:
         raise ValueError(f"frontend: up to {fe.max_count} spikes per bin do not fit a uint8 count")
     if not isinstance(fe.config, dict):

@@ -217,6 +217,11 @@ def analyse(fe: IntFrontEnd) -> FrontEndReport:
     tab = fe.log_table.astype(np.int64)
     out.plain("log", "interpolation product", 0, int(np.diff(tab).max()) * ((1 << LOG_INTERP_BITS) - 1))
     out.plain("log", "L", 0, log_max)
+    if fe.pool_bins == 2:  # log2(E + E_prev) <= log2(2 max(E, E_prev)): at most one unit of 2^F above L
+        out.plain("pool", "previous bin's L (state)", 0, log_max, "int16")
+        out.plain("pool", "L difference", -log_max, log_max)
+        log_max += int(fe.logadd_table[0])
+        out.plain("pool", "pooled level Lp", 0, log_max)
     g_bits = fe.floor_frac
     track_max = max(fe.floor_init, log_max << g_bits)
     out.plain("gain", "tracker difference", -track_max, log_max << g_bits)

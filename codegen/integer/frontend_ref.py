@@ -22,8 +22,8 @@ import numpy as np
 from . import fixedpoint as fx
 from .fixedpoint import ACC_BITS
 from .frontend import (
-    FILTER_BITS, LOG_INTERP_BITS, LOG_TABLE_BITS, SPLIT_SHIFT, TWIDDLE_BITS, WINDOW_BITS, IntFrontEnd,
-    filterbank_matrix, validate_frontend,
+    FILTER_BITS, LOG_INTERP_BITS, LOG_TABLE_BITS, LOGADD_STEP_BITS, SPLIT_SHIFT, TWIDDLE_BITS, WINDOW_BITS,
+    IntFrontEnd, filterbank_matrix, validate_frontend,
 )
 
 PCM_RANGE = fx.int_range(16)
@@ -37,7 +37,8 @@ class State:
     ``ring`` (B, N): the last N samples, sample ``g`` of the stream at slot ``g mod N`` (zeros before the
     stream began); ``pos``: the slot the next sample goes to; ``fill``: samples of the current bin so far
     (0..hop-1); ``floor``, ``v``, ``refractory``, ``counts`` (B, C): the noise floor, the encoder's membrane
-    and refractory counter, and the counts of the last completed bin; ``peak`` (B,): the peak tracker.
+    and refractory counter, and the counts of the last completed bin; ``peak`` (B,): the peak tracker;
+    ``prev`` (B, C): the last completed bin's L (0 after a reset; unused with ``pool_bins`` 1, where it stays 0).
     """
 
     ring: np.ndarray
@@ -48,6 +49,7 @@ class State:
     v: np.ndarray
     refractory: np.ndarray
     counts: np.ndarray
+    prev: np.ndarray
 
     @property
     def batch(self) -> int:
@@ -55,20 +57,22 @@ class State:
 
     def copy(self) -> "State":
         return State(self.ring.copy(), self.pos, self.fill, self.floor.copy(), self.peak.copy(), self.v.copy(),
-                     self.refractory.copy(), self.counts.copy())
+                     self.refractory.copy(), self.counts.copy(), self.prev.copy())
 
 
 @dataclass(frozen=True)
 class Trace:
     """Per completed bin (axis 1, after the stream axis 0): the values the bin computed and the state after it.
 
-    ``power`` (B, nb, M + 1), ``energy``/``log``/``feature``/``floor``/``v``/``refractory``/``counts``
-    (B, nb, C), ``peak`` (B, nb); ``pos`` (nb,) the ring position when the bin completed.
+    ``power`` (B, nb, M + 1), ``energy``/``log``/``level``/``feature``/``floor``/``v``/``refractory``/``counts``
+    (B, nb, C), ``peak`` (B, nb); ``pos`` (nb,) the ring position when the bin completed. ``log`` is L,
+    ``level`` the pooled Lp the gain control reads (equal to L with ``pool_bins`` 1).
     """
 
     power: np.ndarray
     energy: np.ndarray
     log: np.ndarray
+    level: np.ndarray
     feature: np.ndarray
     floor: np.ndarray
     peak: np.ndarray
@@ -87,7 +91,7 @@ def initial_state(fe: IntFrontEnd, batch: int = 1) -> State:
     c = fe.n_channels
     zeros = np.zeros((batch, c), dtype=np.int64)
     return State(np.zeros((batch, fe.frame), dtype=np.int64), 0, 0, np.full((batch, c), fe.floor_init, np.int64),
-                 np.zeros(batch, dtype=np.int64), zeros.copy(), zeros.copy(), zeros.copy())
+                 np.zeros(batch, dtype=np.int64), zeros.copy(), zeros.copy(), zeros.copy(), zeros.copy())
 
 
 # ------------------------------------------------------------------------------------------ checks
@@ -213,6 +217,19 @@ def log2_fixed(fe: IntFrontEnd, e: np.ndarray) -> np.ndarray:
     frac = fx.rshift_round(step * rest, r)
     out = (msb << fe.log_frac) + tab[index] + frac
     return np.where(e == 0, 0, out)
+
+
+def pool(fe: IntFrontEnd, log: np.ndarray, prev: np.ndarray) -> np.ndarray:
+    """The level ``Lp`` of bins with logs ``log`` whose previous bins had ``prev`` (same shapes): ``log`` itself
+    with ``pool_bins`` 1, else ``max(L, lp) + add[min(|L - lp| >> 1, A - 1)]`` (``log2(E + E_prev)``), where
+    the table term is left out when L or lp is 0 (the log of no energy: silence pools to silence)."""
+    log = np.asarray(log, dtype=np.int64)
+    if fe.pool_bins == 1:
+        return log
+    prev = np.asarray(prev, dtype=np.int64)
+    table = fe.logadd_table.astype(np.int64)
+    index = np.minimum(np.abs(log - prev) >> LOGADD_STEP_BITS, table.size - 1)
+    return np.maximum(log, prev) + np.where((log > 0) & (prev > 0), table[index], 0)
 
 
 # ------------------------------------------------------------------------------------ per-bin state
@@ -346,20 +363,26 @@ def feed(fe: IntFrontEnd, state: State, pcm, keep_trace: bool = False) -> tuple[
     c = fe.n_channels
     counts = np.zeros((b, nb, c), dtype=np.int64)
     floor, peak, v, refractory, last = state.floor, state.peak, state.v, state.refractory, state.counts
+    prev = state.prev
     trace_rows = []
     if nb:
         frames = stream[:, ends[:, None] + np.arange(-n_frame, 0)[None, :]]  # (B, nb, N)
         p = spectrum(fe, frames)
         energy = filterbank(fe, p)
         log = log2_fixed(fe, energy)
-        _check_tracker_ranges(fe, floor, peak, log)
+        if fe.pool_bins == 2:
+            level = pool(fe, log, np.concatenate([prev[:, None], log[:, :-1]], axis=1))
+            prev = log[:, -1]
+        else:
+            level = log
+        _check_tracker_ranges(fe, floor, peak, level)
         for i in range(nb):
-            f, floor, peak = gain(fe, floor, peak, log[:, i], checked=False)
+            f, floor, peak = gain(fe, floor, peak, level[:, i], checked=False)
             counts[:, i], v, refractory = encode_bin(fe, v, refractory, f)
             if keep_trace:
                 trace_rows.append((f, floor, peak, v, refractory))
         last = counts[:, -1].copy()
-    new = State(ring, new_pos, fill, floor.copy(), peak.copy(), v.copy(), refractory.copy(), last)
+    new = State(ring, new_pos, fill, floor.copy(), peak.copy(), v.copy(), refractory.copy(), last, prev.copy())
     trace = None
     if keep_trace:
         def stack(j: int) -> np.ndarray:
@@ -370,8 +393,8 @@ def feed(fe: IntFrontEnd, state: State, pcm, keep_trace: bool = False) -> tuple[
         pos = (state.pos + ends - n_frame) % n_frame
         if not nb:
             p = np.zeros((b, 0, fe.half + 1), np.int64)
-            energy = log = np.zeros((b, 0, c), np.int64)
-        trace = Trace(p, energy, log, stack(0), stack(1), stack(2), stack(3), stack(4), counts.copy(), pos)
+            energy = log = level = np.zeros((b, 0, c), np.int64)
+        trace = Trace(p, energy, log, level, stack(0), stack(1), stack(2), stack(3), stack(4), counts.copy(), pos)
     return counts.astype(np.uint8), new, trace
 
 

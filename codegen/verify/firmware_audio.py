@@ -51,12 +51,12 @@ def audio_config(plan: Plan, clips) -> str:
 
 def frontend_words(fe_state: frontend_ref.State) -> np.ndarray:
     """(B, W) uint64: the front end's state as the audio app folds it (ring, pos, fill, floor, peak, v, refractory,
-    counts)."""
+    counts, the previous bin's L)."""
     b = fe_state.batch
     col = lambda value: np.full((b, 1), value, dtype=np.uint64)  # noqa: E731
     return np.concatenate([
         _u32(fe_state.ring), col(fe_state.pos), col(fe_state.fill), _u32(fe_state.floor), _u32(fe_state.peak[:, None]),
-        _u32(fe_state.v), _u32(fe_state.refractory), _u32(fe_state.counts),
+        _u32(fe_state.v), _u32(fe_state.refractory), _u32(fe_state.counts), _u32(fe_state.prev),
     ], axis=1)
 
 

@@ -111,7 +111,7 @@ def _trace_cdef(plan: Plan) -> str:
         out += (
             f"static int {p}_host_hear({p}_state *state, const int16_t *pcm, const uint32_t *chunks, size_t n_chunks,\n"
             "    uint8_t *counts, size_t max_bins, int16_t *ring_out, uint32_t *index_out, int32_t *floor_out,\n"
-            "    int32_t *peak_out, int32_t *v_out, uint8_t *refractory_out, uint8_t *last_out);\n"
+            "    int32_t *peak_out, int32_t *v_out, uint8_t *refractory_out, uint8_t *last_out, int16_t *prev_out);\n"
             f"static int {p}_host_listen({p}_state *state, const int16_t *pcm, const uint32_t *chunks, size_t n_chunks,\n"
             "    size_t max_steps, uint8_t *counts_out, int32_t *floor_out, int32_t *v_out, int32_t *u_out,\n"
             "    int64_t *score_out);\n"
@@ -216,8 +216,8 @@ def _ok(rc: int, what: str) -> None:
 @dataclass(frozen=True)
 class HearTrace:
     """:meth:`HostModel.hear`: the counts of every completed bin (nb, C) and the front end's complete state after
-    every piece of input: ``ring`` (P, N), ``pos``/``fill``/``peak`` (P,), ``floor``/``v``/``refractory``/``counts``
-    (P, C)."""
+    every piece of input: ``ring`` (P, N), ``pos``/``fill``/``peak`` (P,), ``floor``/``v``/``refractory``/``counts``/
+    ``prev`` (P, C)."""
 
     bins: np.ndarray
     ring: np.ndarray
@@ -228,6 +228,7 @@ class HearTrace:
     v: np.ndarray
     refractory: np.ndarray
     counts: np.ndarray
+    prev: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -337,13 +338,14 @@ class HostModel:
         floor, v = np.zeros((p, c), np.int32), np.zeros((p, c), np.int32)
         peak = np.zeros(p, np.int32)
         refractory, last = np.zeros((p, c), np.uint8), np.zeros((p, c), np.uint8)
+        prev = np.zeros((p, c), np.int16)
         buf = self.ffi.from_buffer
         rc = getattr(self.lib, f"{self.plan.prefix}_host_hear")(
             state, buf("int16_t[]", x), buf("uint32_t[]", sizes), p, buf("uint8_t[]", bins), max_bins,
             buf("int16_t[]", ring), buf("uint32_t[]", index), buf("int32_t[]", floor), buf("int32_t[]", peak),
-            buf("int32_t[]", v), buf("uint8_t[]", refractory), buf("uint8_t[]", last))
+            buf("int32_t[]", v), buf("uint8_t[]", refractory), buf("uint8_t[]", last), buf("int16_t[]", prev))
         _ok(rc, "hear")
-        return HearTrace(bins[:rc], ring, index[:, 0], index[:, 1], floor, peak, v, refractory, last)
+        return HearTrace(bins[:rc], ring, index[:, 0], index[:, 1], floor, peak, v, refractory, last, prev)
 
     def listen(self, state, pcm, chunks=None) -> ListenTrace:
         """Feed ``pcm`` through ``<prefix>_listen`` in pieces ``chunks`` from ``state``; record every step."""

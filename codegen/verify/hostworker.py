@@ -21,7 +21,7 @@ on the same sample. ``OUTPUTS.npz`` (plain arrays, no pickles) holds::
 With ``--audio`` (a model with a front end), ``INPUTS.npy`` holds int16 PCM, (n,), fed in the pieces of
 ``--chunks CHUNKS.npy`` (sizes summing to n; default one piece) from a fresh state through ``<prefix>_hear``, then
 from another fresh state through ``<prefix>_listen``. ``OUTPUTS.npz`` then holds ``bins`` (nb, C) and, after every
-piece, ``ring``, ``pos``, ``fill``, ``floor``, ``peak``, ``v``, ``refractory``, ``counts`` (``HearTrace``), and after
+piece, ``ring``, ``pos``, ``fill``, ``floor``, ``peak``, ``v``, ``refractory``, ``counts``, ``prev`` (``HearTrace``), and after
 every network step ``listen_counts``, ``listen_floor``, ``listen_v``, ``u``, ``score`` (``ListenTrace``).
 
 The exit status is 0 on success and non-zero on any error (a sanitizer finding aborts the process).

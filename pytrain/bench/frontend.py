@@ -22,16 +22,27 @@ from typing import Iterator
 class FrontEndTiming:
     channels: int
     audio_s: float
-    wall_ms: float  # fastest of the repeats
-    front_end: str = "float"  # "integer", "integer (batch of N clips)" or "float"
+    times_ms: tuple[float, ...]  # every repeat, in order
+    front_end: str = "float"  # "integer", "integer, N clips of 1 s" or "float"
 
     @property
-    def ms_per_audio_s(self) -> float:
-        return self.wall_ms / self.audio_s
+    def min_ms(self) -> float:
+        return min(self.times_ms)
+
+    @property
+    def median_ms(self) -> float:
+        import statistics
+
+        return statistics.median(self.times_ms)
+
+    @property
+    def max_ms(self) -> float:
+        return max(self.times_ms)
 
     @property
     def real_time_factor(self) -> float:
-        return self.audio_s * 1000 / self.wall_ms
+        """Seconds of audio per second of computation, at the median."""
+        return self.audio_s * 1000 / self.median_ms
 
 
 @contextlib.contextmanager
@@ -68,19 +79,19 @@ def benchmark_signal(seconds: float, sample_rate: int, seed: int = 0):
     return 0.15 * envelope * np.random.default_rng(seed).standard_normal(n)
 
 
-def _best(fn, repeats: int) -> float:
-    """Fastest of ``repeats`` calls of ``fn``, in seconds."""
-    best = float("inf")
+def _times_ms(fn, repeats: int) -> tuple[float, ...]:
+    """Milliseconds of each of ``repeats`` calls of ``fn``."""
+    out = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+        out.append((time.perf_counter() - start) * 1000)
+    return tuple(out)
 
 
 def time_front_end(seconds: float, channels: list[int], repeats: int,
                    kinds: tuple[str, ...] = ("integer", "float"), batch: int = 16) -> tuple[list[FrontEndTiming], str]:
-    """Fastest of ``repeats`` encodings of ``seconds`` of the benchmark signal per front end and channel count, on
+    """``repeats`` timed encodings of ``seconds`` of the benchmark signal per front end and channel count, on
     one core. The integer front end is also timed on ``batch`` clips of 1 s encoded together (0: not)."""
     from codegen.integer import frontend_ref
     from codegen.integer.frontend import FrontEndConfig as IntConfig
@@ -94,16 +105,15 @@ def time_front_end(seconds: float, channels: list[int], repeats: int,
                 fe = design(IntConfig(n_channels=n_channels))
                 pcm = frontend_ref.to_pcm16(benchmark_signal(seconds, fe.sample_rate))
                 frontend_ref.run(fe, pcm[: fe.sample_rate // 10])  # warm-up
-                best = _best(lambda: frontend_ref.run(fe, pcm), repeats)
-                rows.append(FrontEndTiming(n_channels, seconds, best * 1000, "integer"))
+                rows.append(FrontEndTiming(n_channels, seconds, _times_ms(lambda: frontend_ref.run(fe, pcm), repeats),
+                                           "integer"))
                 if batch:
                     clips = [frontend_ref.to_pcm16(benchmark_signal(1.0, fe.sample_rate, seed=i)) for i in range(batch)]
-                    best = _best(lambda: frontend_ref.encode_clips(fe, clips), repeats)
-                    rows.append(FrontEndTiming(n_channels, float(batch), best * 1000, f"integer, {batch} clips of 1 s"))
+                    times = _times_ms(lambda: frontend_ref.encode_clips(fe, clips), repeats)
+                    rows.append(FrontEndTiming(n_channels, float(batch), times, f"integer, {batch} clips of 1 s"))
             if "float" in kinds:
                 cfg = FrontEndConfig(n_channels=n_channels)
                 audio = benchmark_signal(seconds, cfg.sample_rate)
                 encode(audio[: cfg.sample_rate // 10], cfg)  # warm-up: imports and the cached filter design
-                best = _best(lambda: encode(audio, cfg), repeats)
-                rows.append(FrontEndTiming(n_channels, seconds, best * 1000, "float"))
+                rows.append(FrontEndTiming(n_channels, seconds, _times_ms(lambda: encode(audio, cfg), repeats), "float"))
     return rows, how

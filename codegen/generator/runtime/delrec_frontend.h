@@ -37,6 +37,7 @@ typedef char delrec_fe_requires_arithmetic_right_shift[((-7 >> 1) == -4) ? 1 : -
 #define DELREC_FE_FILTER_ONE 4096u /* filterbank weight 1.0 (2^12) */
 #define DELREC_FE_LOG_TABLE_BITS 5u
 #define DELREC_FE_LOG_INTERP_BITS 8u
+#define DELREC_FE_LOGADD_STEP_BITS 1u /* the log-add table is indexed by |L - lp| >> 1 */
 
 /* Every constant of one front end, computed by the code generator (the tables live in flash). */
 typedef struct {
@@ -57,6 +58,8 @@ typedef struct {
     uint32_t substeps;         /* encoder sub-steps per bin */
     uint32_t refractory;       /* sub-steps without integration after a spike, 0..255 */
     uint32_t leak_shift;       /* encoder leak v -= rshift(v, k) per sub-step; 0: none */
+    uint32_t pool_bins;        /* 1: levels from this bin's frame; 2: from this bin's and the previous one's */
+    uint32_t logadd_last;      /* A - 1: the last index of logadd (whose entry is 0) */
     const int16_t *window;     /* [N] Hann, Q15, 0..32767 */
     const int16_t *cosine;     /* [M + 1] Q14 cos(2 pi k / N) */
     const int16_t *sine;       /* [M + 1] Q14 sin(2 pi k / N) */
@@ -65,6 +68,7 @@ typedef struct {
     const int16_t *chan;       /* [M + 1] channel whose rising edge holds bin k, -1..C */
     const int16_t *weight;     /* [M + 1] its weight, 0..4096; channel chan[k] - 1 gets 4096 - weight */
     const int16_t *log_table;  /* [2^5 + 1] Q(F) log2(1 + i / 32) */
+    const uint8_t *logadd;     /* [A] Q(F) log2(1 + 2^(-2j / 2^F)): log2(2^a + 2^b) - max(a, b) at |a - b| >> 1 == j */
 } delrec_fe_params;
 
 /* (a + 2^(k-1)) >> k; a for k == 0. Range: 0 <= k <= 30, a + 2^(k-1) inside int32. */
@@ -211,6 +215,22 @@ static inline int32_t delrec_fe_log2(uint64_t e, const delrec_fe_params *p)
     lo = p->log_table[index];
     return (int32_t)(msb << p->log_frac) + lo +
            delrec_fe_rshift((p->log_table[index + 1u] - lo) * (int32_t)rest, DELREC_FE_LOG_INTERP_BITS);
+}
+
+/* Pooling over two bins (pool_bins 2): log[c] becomes log2(E + E_prev) = max(L, lp) + logadd[min(|L - lp| >> 1,
+ * A - 1)] (without the table term when L or lp is 0, the log of no energy) and prev[c] the bin's own L. With
+ * pool_bins 1 nothing changes. Range: 0 <= L, lp < 2^15 (int16 state). */
+static inline void delrec_fe_pool(int32_t *log, int16_t *prev, const delrec_fe_params *p)
+{
+    uint32_t c;
+    if (p->pool_bins != 2u) return;
+    for (c = 0u; c < p->channels; c++) {
+        const int32_t l = log[c], lp = prev[c];
+        uint32_t j = (uint32_t)(l > lp ? l - lp : lp - l) >> DELREC_FE_LOGADD_STEP_BITS;
+        if (j > p->logadd_last) j = p->logadd_last;
+        prev[c] = (int16_t)l;
+        log[c] = (l > lp ? l : lp) + (l > 0 && lp > 0 ? (int32_t)p->logadd[j] : 0);
+    }
 }
 
 /* A level tracker: d = x * 2^G - t; t + rshift(d, up) if d > 0, else t + rshift(d, down). Range: int32. */

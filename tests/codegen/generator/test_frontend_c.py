@@ -34,7 +34,8 @@ EXAMPLES = settings().max_examples
 CONFIGS = {
     "default": FrontEndConfig(),
     "8 kHz": FrontEndConfig(sample_rate=8000, f_high=3800.0),
-    "leaky, 16 channels": FrontEndConfig(n_channels=16, leak_shift=2, substeps=12, refractory=2, floor_fall_shift=1),
+    "leaky, 16 channels, unpooled": FrontEndConfig(n_channels=16, leak_shift=2, substeps=12, refractory=2, floor_fall_shift=1,
+                                                  pool_bins=1),
 }
 
 
@@ -71,7 +72,7 @@ def expected_states(fe, x: np.ndarray, sizes: list[int]):
 
 def assert_hear_equal(heard, counts, states, where: str = "") -> None:
     assert_array_equal(heard.bins, counts, err_msg=f"counts {where}")
-    for name in ("floor", "v", "refractory", "counts", "ring"):
+    for name in ("floor", "v", "refractory", "counts", "ring", "prev"):
         assert_array_equal(getattr(heard, name), np.stack([getattr(s, name)[0] for s in states]),
                            err_msg=f"{name} after each piece {where}")
     assert_array_equal(heard.peak, [s.peak[0] for s in states], err_msg=f"peak {where}")
@@ -158,7 +159,7 @@ def test_sanitizer_build_equals_the_reference(name, reference_kernels, data):
         out = run_audio_worker(net, x, sizes, options, Path(tmp))
     counts, states = expected_states(fe, x, sizes)
     assert_array_equal(out["bins"], counts)
-    for name_ in ("floor", "v", "refractory", "counts", "ring"):
+    for name_ in ("floor", "v", "refractory", "counts", "ring", "prev"):
         assert_array_equal(out[name_], np.stack([getattr(s, name_)[0] for s in states]), err_msg=name_)
     assert_array_equal(out["listen_counts"], counts)
     if counts.shape[0]:
@@ -238,7 +239,7 @@ def test_ten_minutes_without_a_reset():
     counts = np.concatenate(counts)
     assert counts.shape == (60000, 32) and 0.005 < counts.mean() < 1.0, "the stream exercises the front end"
     assert_array_equal(heard.bins, counts)
-    for name in ("floor", "v", "refractory", "counts", "ring"):
+    for name in ("floor", "v", "refractory", "counts", "ring", "prev"):
         assert_array_equal(getattr(heard, name)[-1], getattr(state, name)[0], err_msg=name)
     assert heard.peak[-1] == state.peak[0] and heard.pos[-1] == state.pos and heard.fill[-1] == state.fill
 

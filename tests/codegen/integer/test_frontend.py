@@ -76,7 +76,8 @@ def test_filterbank_is_a_partition_of_mel_triangles():
 
 @pytest.mark.parametrize("kwargs", [
     dict(sample_rate=3000), dict(f_low=0.0), dict(f_high=9000.0), dict(hop_ms=0.01), dict(fft_size=300),
-    dict(substeps=0), dict(range_db=0.0), dict(log_frac=9), dict(n_channels=0),
+    dict(substeps=0), dict(range_db=0.0), dict(log_frac=9), dict(n_channels=0), dict(pool_bins=3),
+    dict(pool_bins=0), dict(pool_bins=2, log_frac=8),
 ])
 def test_invalid_configs_are_refused(kwargs):
     with pytest.raises(ValueError):
@@ -250,7 +251,7 @@ def test_to_pcm16_rounds_half_up_and_saturates():
 
 
 def test_default_designs_cannot_overflow():
-    for fe in (FE, FE8K, design(FrontEndConfig(fft_size=512)), design(FrontEndConfig(n_channels=16, log_frac=8))):
+    for fe in (FE, FE8K, design(FrontEndConfig(fft_size=512)), design(FrontEndConfig(n_channels=16, log_frac=8, pool_bins=1))):
         report = frontend_bounds.check(fe)
         assert report.bounds and not report.overflows()
         assert "FFT stage 0" in str(report)
@@ -386,3 +387,62 @@ def test_the_unchecked_gain_is_the_checked_one():
         np.testing.assert_array_equal(a, b)
     with pytest.raises(OverflowError, match="tracker"):
         frontend_ref._check_tracker_ranges(FE, floor, peak, log + 2**30)
+
+
+def test_the_log_add_table():
+    from codegen.integer.frontend import LOGADD_STEP_BITS, logadd_table
+
+    for f in range(8):
+        table = logadd_table(f)
+        j = np.arange(table.size)
+        exact = np.log2(1 + 2.0 ** (-(j << LOGADD_STEP_BITS) / (1 << f))) * (1 << f)
+        assert np.all(np.abs(table - exact) <= 0.5) and table[0] == 1 << f and table[-1] == 0 and table[-2] > 0
+        assert np.all(np.diff(table) <= 0)
+    assert FE.pool_bins == 2 and FE.logadd_table.tolist() == logadd_table(FE.log_frac).tolist()
+    assert design(FrontEndConfig(pool_bins=1)).logadd_table.shape == (0,)
+    for bad in (FE.logadd_table[:-1], FE.logadd_table[::-1], np.zeros(0, np.int16)):
+        with pytest.raises(ValueError, match="logadd_table"):
+            validate_frontend(dataclasses.replace(FE, logadd_table=bad))
+    with pytest.raises(ValueError, match="pool_bins 2 needs log_frac"):
+        validate_frontend(dataclasses.replace(design(FrontEndConfig(log_frac=8, pool_bins=1)), pool_bins=2,
+                                              logadd_table=FE.logadd_table))
+
+
+@given(st.integers(0, 3000), st.integers(0, 3000))
+def test_pooling_is_the_log_of_the_summed_energies(a, b):
+    """Lp = log2(2^(a/64) + 2^(b/64)) in Q6 within the table's rounding and its step of 2 in |a - b|; a 0 (no
+    energy) leaves the other; pool_bins 1 is the identity."""
+    lp = int(frontend_ref.pool(FE, np.array([a]), np.array([b]))[0])
+    if a == 0 or b == 0:
+        assert lp == max(a, b)
+    else:
+        exact = 64 * math.log2(2 ** (a / 64) + 2 ** (b / 64))
+        assert abs(lp - exact) <= 1.0 and max(a, b) <= lp <= max(a, b) + 64
+    unpooled = design(FrontEndConfig(pool_bins=1))
+    assert int(frontend_ref.pool(unpooled, np.array([a]), np.array([b]))[0]) == a
+
+
+def test_pooling_reads_the_previous_bin_across_calls():
+    x = bursts(4000, seed=3)
+    _, _, whole = frontend_ref.run(FE, x, keep_trace=True)
+    prev = np.concatenate([[np.zeros(FE.n_channels, np.int64)], whole.log[0, :-1]])
+    assert np.array_equal(whole.level[0], frontend_ref.pool(FE, whole.log[0], prev))
+    assert not np.array_equal(whole.level, whole.log), "pooling changes the levels"
+    state = frontend_ref.initial_state(FE)
+    for piece in np.array_split(x, 7):
+        _, state, _ = frontend_ref.feed(FE, state, piece)
+    assert np.array_equal(state.prev[0], whole.log[0, -1])
+
+
+def test_the_runtime_constants_are_the_contract_s():
+    """The few constants delrec_frontend.h spells out itself are those of the integer contract."""
+    import re
+    from importlib import resources
+
+    from codegen.integer import frontend as spec
+
+    text = resources.files("codegen.generator").joinpath("runtime/delrec_frontend.h").read_text()
+    macros = {m[0]: int(m[1]) for m in re.findall(r"#define DELREC_FE_(\w+) (\d+)u", text)}
+    assert macros == {"TWIDDLE_BITS": spec.TWIDDLE_BITS, "WINDOW_BITS": spec.WINDOW_BITS,
+                      "FILTER_ONE": 1 << spec.FILTER_BITS, "LOG_TABLE_BITS": spec.LOG_TABLE_BITS,
+                      "LOG_INTERP_BITS": spec.LOG_INTERP_BITS, "LOGADD_STEP_BITS": spec.LOGADD_STEP_BITS}

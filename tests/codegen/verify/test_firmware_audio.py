@@ -67,7 +67,8 @@ def test_report_has_the_front_end_line(quantized_audio_edge, tmp_path, capsys):
 FRONT_ENDS = {
     "8 kHz, 128-point FFT": FrontEndConfig(sample_rate=8000, f_high=3800.0),
     "16 channels, leak, 16 sub-steps": FrontEndConfig(n_channels=16, leak_shift=3, substeps=16, refractory=0),
-    "512-point FFT, fine log": FrontEndConfig(fft_size=512, log_frac=8, floor_frac=4, floor_fall_shift=2),
+    "512-point FFT, fine log, unpooled": FrontEndConfig(fft_size=512, log_frac=8, floor_frac=4, floor_fall_shift=2,
+                                                        pool_bins=1),
 }
 
 

@@ -149,15 +149,15 @@ def test_other_rates_and_channel_counts():
 
 def test_bench_frontend_command(capsys):
     before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    argv = ["bench-frontend", "--seconds", "0.2", "--channels", "8", "16", "--repeats", "1"]
+    argv = ["bench-frontend", "--seconds", "0.2", "--channels", "8", "16", "--repeats", "3"]
     assert main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
     assert "x real time" in lines[1] and len(lines) == 2 + 2 * 3, "integer, integer batched and float per count"
-    rows = [line.rsplit(None, 5) for line in lines[2:]]
+    rows = [line.rsplit(None, 6) for line in lines[2:]]
     assert [(r[0], int(r[1])) for r in rows] == [
         ("integer", 8), ("integer, 16 clips of 1 s", 8), ("float", 8),
         ("integer", 16), ("integer, 16 clips of 1 s", 16), ("float", 16)]
-    assert all(float(r[-1]) > 0 for r in rows)
+    assert all(float(r[-1]) > 0 and float(r[3]) <= float(r[4]) <= float(r[5]) for r in rows)
     assert main([*argv, "--front-end", "float"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 4
     if before is not None:
