@@ -1,10 +1,11 @@
 """A linear probe of the audio front ends: how much of the words each representation keeps.
 
 The same synthetic clips (the offline dataset's recipe, :mod:`pytrain.data.synth`; training and held-out voices
-disjoint) are encoded by the integer front end (counts per 10 ms bin), the float front end (1 ms spikes, counted
-per 10 ms bin) and a float log-mel spectrogram (librosa, same 10 ms hop, 32 mel bands over the same range, 25 ms
-window). Each is pooled over time into equal segments (summed counts, mean log power) and a logistic regression
-(scikit-learn, standardised features) is fitted on the training voices and scored on the held-out ones. A
+disjoint) are encoded by the integer front end (counts per 10 ms bin; also without its two-bin pooling), the
+float front end (1 ms spikes, counted per 10 ms bin) and a float log-mel spectrogram (librosa, same 10 ms hop,
+32 mel bands over the same range, 25 ms window). Each is pooled over time into equal segments (summed counts,
+mean log power) and a logistic regression (scikit-learn, standardised features) is fitted on the training
+voices and scored on the held-out ones. A
 benchmark that prints a table, not a test: a linear probe is a lower bound on what a network can extract.
 """
 
@@ -53,12 +54,12 @@ def synthesize(per_voice: int, seed: int, jobs: int, sample_rate: int = 16000):
     return np.stack(clips), labels, is_test
 
 
-def integer_counts(clips: np.ndarray) -> np.ndarray:
-    """(N, T, 32) counts of the integer front end (default configuration)."""
+def integer_counts(clips: np.ndarray, **config) -> np.ndarray:
+    """(N, T, 32) counts of the integer front end (the default configuration, changed by ``config``)."""
     from codegen.integer.frontend import FrontEndConfig, design
     from codegen.integer.frontend_ref import encode_clips, to_pcm16
 
-    fe = design(FrontEndConfig())
+    fe = design(FrontEndConfig(**config))
     out = []
     for start in range(0, len(clips), 32):
         out += encode_clips(fe, [to_pcm16(c) for c in clips[start : start + 32]])
@@ -118,6 +119,7 @@ def probe_front_ends(per_voice: int = 4, segments: tuple[int, ...] = (10, 1), se
     """The probe table: every front end at every pooling."""
     clips, labels, is_test = synthesize(per_voice, seed, jobs)
     representations = {"integer front end (counts)": integer_counts(clips),
+                       "integer front end, unpooled (counts)": integer_counts(clips, pool_bins=1),
                        "float front end (counts)": float_counts(clips), "float log-mel (librosa)": log_mel(clips)}
     rows = []
     for name, feats in representations.items():

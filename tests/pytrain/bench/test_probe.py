@@ -28,9 +28,9 @@ def test_probe_table_covers_every_front_end(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(probe, "synthesize", fake_synthesize)
     assert main(["bench-probe", "--per-voice", "1", "--segments", "5", "1", "--json", str(tmp_path / "p.json")]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert "held-out voices" in lines[0] and len(lines) == 2 + 3 * 2
+    assert "held-out voices" in lines[0] and len(lines) == 2 + 4 * 2
     rows = json.loads((tmp_path / "p.json").read_text())
-    assert {r["front_end"] for r in rows} == {"integer front end (counts)", "float front end (counts)",
-                                             "float log-mel (librosa)"}
+    assert {r["front_end"] for r in rows} == {"integer front end (counts)", "integer front end, unpooled (counts)",
+                                             "float front end (counts)", "float log-mel (librosa)"}
     assert all(r["n_test"] == 4 and 0 <= r["correct"] <= 4 for r in rows)
     assert {r["features"] for r in rows} == {32 * 5, 32}
