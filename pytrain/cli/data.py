@@ -13,6 +13,8 @@ from pytrain.data.synth import DEFAULT_TEST_VOICES, VOICE_VARIANTS
 FRONT_END_HELP = ("'integer': the integer front end the generated C runs (int16 PCM -> counts per 10 ms bin; a model "
                   "trained on it can listen to audio on the device); 'float': the float biquad front end, for "
                   "comparison only")
+FRONT_END_SET_HELP = ("change one setting of the integer front end (a field of codegen.integer.frontend.FrontEndConfig, "
+                      "e.g. offset_db=6 for noisy recordings, pool_bins=1); repeatable; recorded in the dataset")
 
 
 def register(subparsers) -> None:
@@ -47,6 +49,7 @@ def _register_synth(sub) -> None:
     p.add_argument("--test-voices", default=",".join(DEFAULT_TEST_VOICES),
                    help="comma-separated voices held out for the test split")
     p.add_argument("--front-end", choices=FRONT_END_KINDS, default=FRONT_END_KINDS[0], help=FRONT_END_HELP)
+    p.add_argument("--front-end-set", action="append", metavar="KEY=VALUE", default=None, help=FRONT_END_SET_HELP)
     p.add_argument("--force", action="store_true", help="replace an existing non-empty --out")
     p.set_defaults(func=run_synth)
 
@@ -108,6 +111,7 @@ def _register_wav(sub) -> None:
              "'all' = encode once, write OUT/fold0, OUT/fold1, ... (replaces --split)",
     )
     p.add_argument("--front-end", choices=FRONT_END_KINDS, default=FRONT_END_KINDS[0], help=FRONT_END_HELP)
+    p.add_argument("--front-end-set", action="append", metavar="KEY=VALUE", default=None, help=FRONT_END_SET_HELP)
     p.add_argument("--force", action="store_true", help="replace an existing non-empty --out")
     p.set_defaults(func=run_wav)
 
@@ -120,7 +124,8 @@ def _voice_list(text: str, option: str) -> tuple[str, ...]:
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    from pytrain.data.encoding import make_encoder
+    from codegen.integer.frontend import FrontEndConfig
+    from pytrain.data.encoding import make_encoder, parse_settings
     from pytrain.data.synth import SynthOptions, build_synth_dataset
 
     if args.jobs < 1:
@@ -128,7 +133,10 @@ def run_synth(args: argparse.Namespace) -> int:
     voices = _voice_list(args.voices, "--voices")
     test_voices = _voice_list(args.test_voices, "--test-voices")
     options = SynthOptions(seed=args.seed, per_voice=args.per_voice, voices=voices, test_voices=test_voices)
-    counts = build_synth_dataset(args.out, options, make_encoder(args.front_end), jobs=args.jobs, force=args.force)
+    settings = parse_settings(args.front_end_set, args.front_end)
+    config = FrontEndConfig().replace(**settings) if settings else None
+    counts = build_synth_dataset(args.out, options, make_encoder(args.front_end, config), jobs=args.jobs,
+                                 force=args.force)
     _print_summary(args.out, counts)
     return 0
 
@@ -147,10 +155,13 @@ def run_hard(args: argparse.Namespace) -> int:
 
 
 def run_wav(args: argparse.Namespace) -> int:
+    from pytrain.data.encoding import parse_settings
     from pytrain.data.wavset import build_wav_dataset, build_wav_folds
 
+    settings = parse_settings(args.front_end_set, args.front_end)  # refused before anything is read or written
     if args.fold == "all":
-        for k, counts in build_wav_folds(args.root, args.out, force=args.force, kind=args.front_end).items():
+        folds = build_wav_folds(args.root, args.out, force=args.force, kind=args.front_end, settings=settings)
+        for k, counts in folds.items():
             _print_summary(args.out / f"fold{k}", counts)
         return 0
     fold = None
@@ -161,7 +172,7 @@ def run_wav(args: argparse.Namespace) -> int:
             raise UserError(f"--fold must be a fold number or 'all', got {args.fold!r}") from None
     counts = build_wav_dataset(
         args.root, args.out, split=args.split, test_fraction=args.test_fraction, seed=args.seed, force=args.force,
-        fold=fold, kind=args.front_end,
+        fold=fold, kind=args.front_end, settings=settings,
     )
     _print_summary(args.out, counts)
     return 0

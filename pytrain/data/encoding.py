@@ -85,16 +85,46 @@ def counts_to_events(counts: np.ndarray) -> Events:
     return np.repeat(steps, reps).astype(np.int32), np.repeat(channels, reps).astype(np.uint16)
 
 
-def encoder_for_rate(native_rate: int, kind: str = KINDS[0]) -> Encoder:
+def parse_settings(items: Sequence[str] | None, kind: str = KINDS[0]) -> dict:
+    """``KEY=VALUE`` strings (``--front-end-set``) as integer front-end settings, typed as the fields of
+    :class:`codegen.integer.frontend.FrontEndConfig`; ``UserError`` for an unknown key, a bad value or a
+    setting given to the float front end."""
+    if not items:
+        return {}
+    if kind != "integer":
+        raise UserError("--front-end-set applies to the integer front end only")
+    types = {f.name: f.type for f in dataclasses.fields(FrontEndConfig)}
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in types:
+            raise UserError(f"--front-end-set {item!r}: expected KEY=VALUE with KEY one of {', '.join(types)}")
+        try:
+            out[key] = int(value) if types[key] in (int, "int") else float(value)
+        except ValueError:
+            raise UserError(f"--front-end-set {item!r}: {value!r} is not a {types[key]}") from None
+    try:
+        FrontEndConfig().replace(**out)
+    except ValueError as exc:
+        raise UserError(f"--front-end-set: {exc}") from None
+    return out
+
+
+def encoder_for_rate(native_rate: int, kind: str = KINDS[0], settings: dict | None = None) -> Encoder:
     """The front end of ``kind`` for recordings made at ``native_rate`` Hz.
 
     Both run at 16 kHz when the recordings reach it, else at 8 kHz (``float_frontend.FRONT_END_RATES``;
     recordings between are resampled down). The float one follows
     :func:`pytrain.data.frontend.front_end_for_rate`; the integer one keeps its defaults at 16 kHz and
     otherwise ends its top channel at ``RECORDED_BAND_FRACTION`` of the Nyquist frequency of the recording
-    and of the front end, rounded down to 10 Hz (3,800 Hz at 8 kHz).
+    and of the front end, rounded down to 10 Hz (3,800 Hz at 8 kHz). ``settings`` (:func:`parse_settings`)
+    are applied last.
     """
+    settings = settings or {}
     if kind == "float":
+        if settings:
+            raise UserError("--front-end-set applies to the integer front end only")
         try:
             return make_encoder(kind, float_frontend.front_end_for_rate(native_rate))
         except ValueError as exc:
@@ -104,11 +134,15 @@ def encoder_for_rate(native_rate: int, kind: str = KINDS[0]) -> Encoder:
     rates = float_frontend.FRONT_END_RATES
     rate = max((r for r in rates if r <= native_rate), default=rates[0])
     base = FrontEndConfig()
-    if rate == base.sample_rate and native_rate >= rate:
-        return make_encoder(kind, base)
-    nyquist = min(native_rate, rate) / 2
-    f_high = min(base.f_high, math.floor(float_frontend.RECORDED_BAND_FRACTION * nyquist / 10) * 10)
-    return make_encoder(kind, base.replace(sample_rate=rate, f_high=float(f_high)))
+    if not (rate == base.sample_rate and native_rate >= rate):
+        nyquist = min(native_rate, rate) / 2
+        f_high = min(base.f_high, math.floor(float_frontend.RECORDED_BAND_FRACTION * nyquist / 10) * 10)
+        base = base.replace(sample_rate=rate, f_high=float(f_high))
+    try:
+        config = base.replace(**settings)
+    except ValueError as exc:
+        raise UserError(f"--front-end-set: {exc}") from None
+    return make_encoder(kind, config)
 
 
 def make_encoder(kind: str = KINDS[0], config=None) -> Encoder:

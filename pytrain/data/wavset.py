@@ -186,13 +186,15 @@ def encode_files(files: Sequence[WavFile], encoder: Encoder, max_samples: int):
     return spikes, lengths, pcm, truncated
 
 
-def choose_front_end(files: Sequence[WavFile], kind: str = KINDS[0]) -> tuple[Encoder, list[int]]:
-    """The front end of ``kind`` for these recordings (from the lowest native sample rate) and the rates found."""
+def choose_front_end(files: Sequence[WavFile], kind: str = KINDS[0],
+                     settings: dict | None = None) -> tuple[Encoder, list[int]]:
+    """The front end of ``kind`` for these recordings (from the lowest native sample rate, then ``settings``) and
+    the rates found."""
     from .audiofile import check_sample_rate, native_sample_rate
     from .encoding import encoder_for_rate
 
     native = {f.path: native_sample_rate(f.path) for f in files}
-    encoder = encoder_for_rate(min(native.values()), kind)
+    encoder = encoder_for_rate(min(native.values()), kind, settings)
     for path, rate in native.items():  # every file refused here, before any encoding, if it cannot be converted
         check_sample_rate(rate, encoder.sample_rate, str(path))
     return encoder, sorted(set(native.values()))
@@ -245,7 +247,7 @@ class EncodedFolder:
 
 
 def scan_and_encode(root: Path, encoder: Encoder | None = None, *, kind: str = KINDS[0],
-                    announce: bool = True) -> EncodedFolder:
+                    settings: dict | None = None, announce: bool = True) -> EncodedFolder:
     """Scan ``root``, choose the front end of ``kind`` from the recordings' rate unless ``encoder`` is given,
     encode every file."""
     from .spikefile import MAX_DURATION_S
@@ -257,7 +259,7 @@ def scan_and_encode(root: Path, encoder: Encoder | None = None, *, kind: str = K
     if max(len(classes), len(speakers)) > UINT16_LIMIT:
         raise UserError(f"more than {UINT16_LIMIT} classes or speakers: the SHD layout stores their ids as uint16")
     if encoder is None:
-        encoder, rates = choose_front_end(files, kind)
+        encoder, rates = choose_front_end(files, kind, settings)
         if announce:
             found = ", ".join(f"{r} Hz" for r in rates)
             print(f"recordings at {found}; {encoder.summary()}")
@@ -332,26 +334,27 @@ def build_wav_dataset(
     force: bool = False,
     encoder: Encoder | None = None,
     kind: str = KINDS[0],
+    settings: dict | None = None,
     fold: int | None = None,
 ) -> dict[str, int]:
     """Encode an audio folder into a spike dataset at ``out``; returns the sample count per split.
 
     ``encoder`` None chooses the front end of ``kind`` (default: the integer one) from the recordings'
-    sample rate; ``fold`` takes the test speakers
+    sample rate, with ``settings`` (integer front-end fields) applied; ``fold`` takes the test speakers
     from the corpus manifest (``split`` and ``test_fraction`` are then unused).
     """
     root, out = Path(root), Path(out)
     files = scan(root)
     is_test = split_mask(files, split, test_fraction, seed, root, fold)  # validated before any encoding
     _check_out(out, force)
-    enc = scan_and_encode(root, encoder, kind=kind)
+    enc = scan_and_encode(root, encoder, kind=kind, settings=settings)
     info = {"split": "fold", "fold": fold} if fold is not None else {
         "split": split, "test_fraction": test_fraction, "seed": seed}
     return write_encoded(enc, out, is_test, info, force=force)
 
 
 def build_wav_folds(root: Path, out: Path, *, force: bool = False, encoder: Encoder | None = None,
-                    kind: str = KINDS[0]) -> dict[int, dict]:
+                    kind: str = KINDS[0], settings: dict | None = None) -> dict[int, dict]:
     """Encode a corpus once and write one dataset per fold of its manifest, ``out/fold<K>``."""
     from .hardset import read_manifest
 
@@ -362,7 +365,7 @@ def build_wav_folds(root: Path, out: Path, *, force: bool = False, encoder: Enco
     _check_out(out, force)
     files = scan(root)
     masks = [split_mask(files, "speaker", 0.5, 0, root, k) for k in range(len(manifest["folds"]))]
-    enc = scan_and_encode(root, encoder, kind=kind)
+    enc = scan_and_encode(root, encoder, kind=kind, settings=settings)
     out.mkdir(parents=True, exist_ok=True)
     return {k: write_encoded(enc, out / f"fold{k}", mask, {"split": "fold", "fold": k}, force=True)
             for k, mask in enumerate(masks)}

@@ -88,3 +88,40 @@ def test_the_front_end_follows_the_recordings_sample_rate():
     for kind in ("integer", "float"):
         with pytest.raises(UserError):
             encoder_for_rate(0, kind)
+
+
+def test_front_end_settings_are_typed_validated_and_applied():
+    from codegen.integer.frontend import FrontEndConfig
+    from pytrain.data.encoding import encoder_for_rate, parse_settings
+
+    settings = parse_settings(["offset_db=6", "pool-bins=1", "depth_db=45.5"])
+    assert settings == {"offset_db": 6.0, "pool_bins": 1, "depth_db": 45.5}
+    assert isinstance(settings["pool_bins"], int)
+    assert parse_settings(None) == {} and parse_settings([]) == {}
+    assert encoder_for_rate(8000, settings=settings).config == FrontEndConfig(
+        sample_rate=8000, f_high=3800.0, offset_db=6.0, pool_bins=1, depth_db=45.5)
+    for bad, message in ((["offset"], "expected KEY=VALUE"), (["colour=red"], "expected KEY=VALUE"),
+                         (["pool_bins=two"], "is not a int"), (["pool_bins=3"], "pool_bins must be one of"),
+                         (["f_high=9000"], "Nyquist")):
+        with pytest.raises(UserError, match=message):
+            parse_settings(bad)
+    with pytest.raises(UserError, match="integer front end only"):
+        parse_settings(["offset_db=6"], "float")
+    with pytest.raises(UserError, match="Nyquist"):  # valid at 16 kHz, not at the 8 kHz the recordings need
+        encoder_for_rate(8000, settings=parse_settings(["f_high=7000"]))
+
+
+def test_data_wav_records_the_front_end_settings(tmp_path, capsys):
+    from pytrain.cli import main
+    from pytrain.data.spikefile import read_meta
+
+    from audio_data import make_wav_folder
+
+    root = make_wav_folder(tmp_path / "wav")
+    out = tmp_path / "ds"
+    assert main(["data", "wav", "--root", str(root), "--out", str(out), "--front-end-set", "offset_db=6",
+                 "--front-end-set", "pool_bins=1"]) == 0
+    cfg = read_meta(out).front_end["config"]
+    assert cfg["offset_db"] == 6.0 and cfg["pool_bins"] == 1
+    assert main(["data", "wav", "--root", str(root), "--out", str(tmp_path / "no"), "--front-end-set", "x=1"]) == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err and not (tmp_path / "no").exists()
