@@ -25,11 +25,22 @@
  *
  * The build (targets/<target>.mk) passes the ratio as -D flags. On real hardware SysTick on the processor
  * clock counts core clock cycles; the default 1/1 then makes the "instruction" figures cycle counts.
+ *
+ *   port_printf        the apps' console output: newlib's iprintf (printf without floating point, which
+ *                      -std=c99 leaves undeclared) where newlib is the C library, else printf
  */
 #ifndef DELREC_PORT_H
 #define DELREC_PORT_H
 
 #include <stdint.h>
+#include <stdio.h>
+
+#if defined(__NEWLIB__)
+int iprintf(const char *format, ...) __attribute__((format(printf, 1, 2))); /* hidden by -std=c99 */
+#define port_printf iprintf
+#else
+#define port_printf printf
+#endif
 
 #ifndef PORT_INSNS_PER_TICK_NUM
 #define PORT_INSNS_PER_TICK_NUM 1

@@ -106,10 +106,7 @@ def _clips(args, run_dir, net):
 def _audio(args, target: str, run_dir, net, plan, files, clips):
     from codegen.verify.firmware_run import audio_parity
 
-    work = args.out if args.out is not None else _work_dir(run_dir, target, args.opt)
-    if args.out is not None and getattr(args, "targets", None):
-        work = Path(args.out) / f"{target}{args.opt}"
-    check_writable(work, folder=True)
+    work = _target_work(args, run_dir, target)
     return audio_parity(net, plan, files, clips, target, work, args.opt, args.reference_kernels, args.firmware_dir,
                         portable_kernels=args.portable_kernels)
 
@@ -117,13 +114,20 @@ def _audio(args, target: str, run_dir, net, plan, files, clips):
 def _one(args, target: str, run_dir, net, plan, files, x):
     from codegen.verify.firmware_run import target_parity
 
+    work = _target_work(args, run_dir, target)
+    return target_parity(net, plan, files, x, target, work, args.opt, args.reference_kernels, args.flash_budget,
+                         args.ram_budget, args.firmware_dir, profile=getattr(args, "profile", False),
+                         portable_kernels=args.portable_kernels)
+
+
+def _target_work(args, run_dir, target: str) -> Path:
+    """The (writable) work folder of one target: ``--out``, ``--out/<target><opt>`` for a report over several
+    targets, else the run's default."""
     work = args.out if args.out is not None else _work_dir(run_dir, target, args.opt)
     if args.out is not None and getattr(args, "targets", None):
         work = Path(args.out) / f"{target}{args.opt}"
     check_writable(work, folder=True)
-    return target_parity(net, plan, files, x, target, work, args.opt, args.reference_kernels, args.flash_budget,
-                         args.ram_budget, args.firmware_dir, profile=getattr(args, "profile", False),
-                         portable_kernels=args.portable_kernels)
+    return work
 
 
 def _work_dir(run: Path, target: str, optimize: str) -> Path:

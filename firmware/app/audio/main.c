@@ -28,12 +28,7 @@
 #include "app_config.h"
 #include "delrec_port.h"
 
-#if defined(__NEWLIB__)
-int iprintf(const char *format, ...) __attribute__((format(printf, 1, 2))); /* hidden by -std=c99 */
-#define app_printf iprintf
-#else
-#define app_printf printf
-#endif
+#define app_printf port_printf /* delrec_port.h */
 
 static APP_STATE app_state_listen;
 static APP_STATE app_state_hear;

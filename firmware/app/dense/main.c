@@ -31,12 +31,7 @@
 #include <arm_acle.h>
 #endif
 
-#if defined(__NEWLIB__)
-int iprintf(const char *format, ...) __attribute__((format(printf, 1, 2))); /* hidden by -std=c99 */
-#define app_printf iprintf
-#else
-#define app_printf printf
-#endif
+#define app_printf port_printf /* delrec_port.h */
 
 #ifndef DENSE_REPEATS
 #define DENSE_REPEATS 4

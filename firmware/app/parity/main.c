@@ -35,12 +35,7 @@
 
 /* newlib's integer-only printf (same format language, %lld/%llu included, no floating point): it keeps
    the double-precision formatting code (about 13 KB) out of the image. */
-#if defined(__NEWLIB__)
-int iprintf(const char *format, ...) __attribute__((format(printf, 1, 2))); /* hidden by -std=c99 */
-#define app_printf iprintf
-#else
-#define app_printf printf
-#endif
+#define app_printf port_printf /* delrec_port.h */
 
 extern uint32_t __StackLimit[]; /* linker script: the lowest address of the stack */
 #define APP_STACK_PAINT 0x5ac3a55au
