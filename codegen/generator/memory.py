@@ -92,41 +92,42 @@ def worst_stack(callgraph: str, root: str) -> tuple[int, list[str]]:
     return depth(root, frozenset()), sorted(unknown - set(frames))
 
 
-def measure_code(files: dict[str, str], prefix: str, source: str | None = None,
-                 stack_of: tuple[str, ...] = ("step", "classify"), graph_with: tuple[str, ...] = ()) -> dict | None:
-    """``.text`` and ``.rodata`` of ``source`` (default ``<prefix>.c``) built for a Cortex-M4 at -Os, and the
-    worst-case stack of ``<prefix>_<name>`` for each name of ``stack_of`` by gcc's static analysis (as
-    ``stack_<name>``), through the call graph of ``source`` and of the ``graph_with`` sources together (their
-    sizes are not counted); ``None`` without a toolchain."""
+def measure_code(files: dict[str, str], prefix: str, units: dict[str, tuple[str, ...]]) -> dict[str, dict] | None:
+    """Per source of ``units`` (``{"<prefix>.c": ("step", "classify"), ...}``), built once each for a
+    Cortex-M4 at -Os: its ``.text`` and ``.rodata`` and, as ``stack_<name>``, the worst-case stack of
+    ``<prefix>_<name>`` for each name it lists, by gcc's static analysis over the call graph of all the
+    sources together (so a call from one into another is followed); ``None`` without a toolchain."""
     gcc, size = shutil.which("arm-none-eabi-gcc"), shutil.which("arm-none-eabi-size")
     if gcc is None or size is None:
         return None
+    listings, graphs = {}, []
     with tempfile.TemporaryDirectory() as tmp:
         for name, text in files.items():
             (Path(tmp) / name).write_text(text, encoding="utf-8")
-        graphs = []
-        for i, src in enumerate((source or f"{prefix}.c", *graph_with)):
+        for i, src in enumerate(units):
             obj = Path(tmp) / f"unit{i}.o"
             subprocess.run([gcc, *CODE_TARGET[1], "-std=c99", "-ffunction-sections", "-fdata-sections",
                             "-fcallgraph-info=su", "-I", tmp, "-c", str(Path(tmp) / src), "-o", str(obj)],
                            check=True, capture_output=True, cwd=tmp)  # fmt: skip
             graphs.append((Path(tmp) / f"unit{i}.ci").read_text())
-            if i == 0:
-                listing = subprocess.run([size, "-A", str(obj)], check=True, capture_output=True, text=True).stdout
-        callgraph = "\n".join(graphs)
-    text = rodata = 0
-    for line in listing.splitlines():
-        m = re.match(r"(\.\S+)\s+(\d+)", line)
-        if m and m.group(1).startswith(".text"):
-            text += int(m.group(2))
-        elif m and m.group(1).startswith(".rodata"):
-            rodata += int(m.group(2))
-    out = {"target": CODE_TARGET[0], "flags": " ".join(CODE_TARGET[1]), "text": text, "rodata": rodata}
-    unknown: set[str] = set()
-    for name in stack_of:
-        out[f"stack_{name}"], missing = worst_stack(callgraph, f"{prefix}_{name}")
-        unknown.update(missing)
-    out["stack_unknown_callees"] = sorted(unknown)
+            listings[src] = subprocess.run([size, "-A", str(obj)], check=True, capture_output=True, text=True).stdout
+    callgraph = "\n".join(graphs)
+    out = {}
+    for src, stack_of in units.items():
+        text = rodata = 0
+        for line in listings[src].splitlines():
+            m = re.match(r"(\.\S+)\s+(\d+)", line)
+            if m and m.group(1).startswith(".text"):
+                text += int(m.group(2))
+            elif m and m.group(1).startswith(".rodata"):
+                rodata += int(m.group(2))
+        code = {"target": CODE_TARGET[0], "flags": " ".join(CODE_TARGET[1]), "text": text, "rodata": rodata}
+        unknown: set[str] = set()
+        for name in stack_of:
+            code[f"stack_{name}"], missing = worst_stack(callgraph, f"{prefix}_{name}")
+            unknown.update(missing)
+        code["stack_unknown_callees"] = sorted(unknown)
+        out[src] = code
     return out
 
 
@@ -135,7 +136,12 @@ def memory_report(plan: Plan, files: dict[str, str] | None = None) -> dict:
     rows = _layer_rows(plan)
     names = [c.encode("utf-8") for c in (plan.classes or [str(k) for k in range(plan.n_classes)])]
     class_names = sum(len(n) + 1 for n in names) + 4 * plan.n_classes  # strings + pointer table (32-bit target)
-    code = measure_code(files, plan.prefix) if files is not None else None
+    model_c, frontend_c = f"{plan.prefix}.c", f"{plan.prefix}_frontend.c"
+    units = {model_c: ("step", "classify")}
+    if plan.frontend is not None and files is not None and frontend_c in files:
+        units[frontend_c] = ("hear", "listen")
+    codes = measure_code(files, plan.prefix, units) if files is not None else None
+    code = codes[model_c] if codes else None
     flash_data = sum(r["flash"]["total"] for r in rows) + class_names
     matrices = [m for r in rows for m in r["matrices"]]
     packed4 = [m for m in matrices if m["int8_bytes"] is not None]
@@ -173,20 +179,17 @@ def memory_report(plan: Plan, files: dict[str, str] | None = None) -> dict:
         ],
     }
     if plan.frontend is not None:
-        report["frontend"] = frontend_report(plan, files)
+        report["frontend"] = frontend_report(plan, (codes or {}).get(frontend_c))
     return report
 
 
-def frontend_report(plan: Plan, files: dict[str, str] | None = None) -> dict:
+def frontend_report(plan: Plan, code: dict | None = None) -> dict:
     """The front end's own memory: its tables and constants (flash), its state fields (RAM), its stack scratch
-    per bin and, with a toolchain, the code of ``<prefix>_frontend.c`` (the kernels and the streaming calls)."""
+    per bin and ``code``, the measured code of ``<prefix>_frontend.c`` (the kernels and the streaming calls;
+    :func:`measure_code`), if any."""
     from .frontend_plan import PARAMS_BYTES
 
     fe = plan.frontend
-    name = f"{plan.prefix}_frontend.c"
-    code = None
-    if files is not None and name in files:
-        code = measure_code(files, plan.prefix, name, stack_of=("hear", "listen"), graph_with=(f"{plan.prefix}.c",))
     return {
         "describe": fe.describe,
         "flash": {"tables": fe.table_bytes, "constants": PARAMS_BYTES, "total": fe.table_bytes + PARAMS_BYTES},

@@ -37,6 +37,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..common.tables import aligned, cell
+
 REGION_MARK = re.compile(r"/\*\s*region:\s*(.+?)\s*\*/")
 REGION_END = re.compile(r"/\*\s*region end\s*\*/")
 OTHER = "other"  # marked file, outside every region
@@ -382,14 +384,10 @@ def make_profile(counts: TraceCounts, order: list[str], steps: int, events: dict
 
 def format_profile(profile: Profile, title: str) -> str:
     head = ("region", "insns/step", "share", "events/step", "insns/event")
-    rows = [(r.name, f"{r.insns_per_step:,.1f}", f"{100 * r.share:.1f} %",
-             "-" if r.events_per_step is None else f"{r.events_per_step:,.1f}",
-             "-" if r.insns_per_event is None else f"{r.insns_per_event:.2f}") for r in profile.rows]
+    rows = [(r.name, f"{r.insns_per_step:,.1f}", f"{100 * r.share:.1f} %", cell(r.events_per_step, ",.1f"),
+             cell(r.insns_per_event, ".2f")) for r in profile.rows]
     rows.append(("total", f"{profile.total_per_step:,.1f}", "100.0 %", "", ""))
-    widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head))]
-    lines = [title]
-    lines += ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-              for row in [head, *rows]]
+    lines = [title, *aligned(head, rows)]
     return "\n".join(lines)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..common.atomic import os_error, write_bytes_atomic
 from ..common.errors import UserError
+from ..common.tables import aligned, cell
 from ..generator.emit import write_folder
 from ..generator.memory import memory_report
 from . import firmware_app, firmware_profile
@@ -295,14 +296,11 @@ def format_reports(reports: list[TargetReport]) -> str:
     rows = []
     for r in reports:
         parity = "built only" if r.bit_exact is None else f"{r.bit_exact}/{r.samples}"
-        fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
-        rows.append((r.target, r.machine or "-", r.optimize, parity, fmt(r.insns_per_inference, ",.0f"),
-                     fmt(r.insns_per_step, ",.0f"), fmt(r.insns_per_step_max, ",.0f"),
-                     fmt(r.insns_per_synaptic_event, ".2f"), f"{r.flash:,}", f"{r.ram:,}", f"{r.model_state_ram:,}",
-                     fmt(r.stack_step_max, ",d")))
-    widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) if i < 4 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-             for row in [head, *rows]]
+        rows.append((r.target, r.machine or "-", r.optimize, parity, cell(r.insns_per_inference, ",.0f"),
+                     cell(r.insns_per_step, ",.0f"), cell(r.insns_per_step_max, ",.0f"),
+                     cell(r.insns_per_synaptic_event, ".2f"), f"{r.flash:,}", f"{r.ram:,}", f"{r.model_state_ram:,}",
+                     cell(r.stack_step_max, ",d")))
+    lines = aligned(head, rows, left=4)
     lines.append("instruction counts are QEMU emulator instructions (-icount shift=0, SysTick), not cycles; "
                  "flash = text + data, RAM = data + bss of the whole firmware image; step stack = the deepest stack "
                  "of one step, measured by painting (step frames plus any interrupt frame)")
@@ -351,11 +349,9 @@ def format_profiles(reports: list[TargetReport]) -> str:
     rows.append(("accumulation kernels", f"{sum(events.values()):,.1f}", *per_acc))
     rows.append(("total (profiled)", "", *[f"{r.profile['total_per_step']:,.0f}" for r in done]))
     rows.append(("SysTick per step", "", *[f"{r.insns_per_step:,.0f}" for r in done]))
-    widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head))]
     lines = ["profile: instructions per step by region (exact QEMU instruction counts from the execution log, "
              "mean over every step call)"]
-    lines += ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-              for row in [head, *rows]]
+    lines += aligned(head, rows)
     lines.append("SysTick per step includes the timer reads around the call (about 30 instructions) and has a "
                  "resolution of one tick")
     return "\n".join(lines)
@@ -450,14 +446,11 @@ def format_audio_reports(reports: list[AudioReport]) -> str:
     rows = []
     for r in reports:
         parity = "built only" if r.bit_exact is None else f"{r.bit_exact}/{r.clips} clips"
-        fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
-        rows.append((r.target, r.machine or "-", r.optimize, parity, fmt(r.frontend_insns_per_hop, ",.0f"),
-                     fmt(r.frontend_insns_per_hop_max, ",.0f"), fmt(r.percent_of(r.frontend_insns_per_hop), ".1f"),
-                     fmt(r.insns_per_hop, ",.0f"), fmt(r.insns_per_hop_max, ",.0f"),
-                     fmt(r.percent_of(r.insns_per_hop), ".1f"), f"{r.frontend_state_ram:,}", f"{r.frontend_flash:,}"))
-    widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) if i < 4 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-             for row in [head, *rows]]
+        rows.append((r.target, r.machine or "-", r.optimize, parity, cell(r.frontend_insns_per_hop, ",.0f"),
+                     cell(r.frontend_insns_per_hop_max, ",.0f"), cell(r.percent_of(r.frontend_insns_per_hop), ".1f"),
+                     cell(r.insns_per_hop, ",.0f"), cell(r.insns_per_hop_max, ",.0f"),
+                     cell(r.percent_of(r.insns_per_hop), ".1f"), f"{r.frontend_state_ram:,}", f"{r.frontend_flash:,}"))
+    lines = aligned(head, rows, left=4)
     lines.append("per block of one hop (10 ms of audio), mean and maximum over all blocks; the front end alone is "
                  "<prefix>_hear, audio->class is <prefix>_listen (front end and network step); QEMU instructions, "
                  "not cycles; front-end flash = tables, constants and the code of <prefix>_frontend.c at -Os")

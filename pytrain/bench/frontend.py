@@ -17,32 +17,20 @@ import time
 from dataclasses import dataclass
 from typing import Iterator
 
+from .repeats import Repeats
+
 
 @dataclass(frozen=True)
-class FrontEndTiming:
+class FrontEndTiming(Repeats):
     channels: int
     audio_s: float
-    times_ms: tuple[float, ...]  # every repeat, in order
+    times: tuple[float, ...]  # milliseconds of every repeat, in order (min, median, max: Repeats)
     front_end: str = "float"  # "integer", "integer, N clips of 1 s" or "float"
-
-    @property
-    def min_ms(self) -> float:
-        return min(self.times_ms)
-
-    @property
-    def median_ms(self) -> float:
-        import statistics
-
-        return statistics.median(self.times_ms)
-
-    @property
-    def max_ms(self) -> float:
-        return max(self.times_ms)
 
     @property
     def real_time_factor(self) -> float:
         """Seconds of audio per second of computation, at the median."""
-        return self.audio_s * 1000 / self.median_ms
+        return self.audio_s * 1000 / self.median
 
 
 @contextlib.contextmanager

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from codegen.common.errors import UserError
+from codegen.common.tables import aligned
 from pytrain import runfolder
 from pytrain.model import checkpoint as ckpt
 
@@ -125,7 +126,4 @@ def format_table(rows: list[InferenceTiming]) -> str:
              f"{r.float_batched_ms:.3f}",
              f"{r.int_reference_ms:.2f}", f"{r.c_event_us:.1f}", f"{r.c_reference_us:.1f}",
              f"{r.speedup_vs_float:.0f}x", f"{r.speedup_vs_int_reference:.0f}x") for r in rows]
-    widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-             for row in [head, *body]]
-    return "\n".join(lines)
+    return "\n".join(aligned(head, body, left=2))

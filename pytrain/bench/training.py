@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 import time
 from dataclasses import dataclass
 
@@ -12,25 +11,15 @@ from pytrain.model.config import VARIANTS
 from pytrain.model.network import DelRecSNN
 from pytrain.model.presets import get_preset
 
+from .repeats import Repeats
+
 
 @dataclass
-class StepTiming:
+class StepTiming(Repeats):
     variant: str
     impl: str
     sigma: float
     times: list[float]  # seconds of each timed training step, in order
-
-    @property
-    def min(self) -> float:
-        return min(self.times)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.times)
-
-    @property
-    def max(self) -> float:
-        return max(self.times)
 
     @property
     def steps_per_s(self) -> float:

@@ -44,8 +44,8 @@ def run_bench_frontend(args: argparse.Namespace) -> int:
     print(f"{'front end':<{width}}  {'channels':>8}  {'audio s':>8}  {'min ms':>9}  {'median ms':>9}  {'max ms':>9}  "
           f"{'x real time':>11}")
     for r in rows:
-        print(f"{r.front_end:<{width}}  {r.channels:>8d}  {r.audio_s:>8.1f}  {r.min_ms:>9.1f}  {r.median_ms:>9.1f}  "
-              f"{r.max_ms:>9.1f}  {r.real_time_factor:>11.1f}")
+        print(f"{r.front_end:<{width}}  {r.channels:>8d}  {r.audio_s:>8.1f}  {r.min:>9.1f}  {r.median:>9.1f}  "
+              f"{r.max:>9.1f}  {r.real_time_factor:>11.1f}")
     return 0
 
 
