@@ -13,7 +13,8 @@ import re
 import shutil
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -166,17 +167,6 @@ def run_qemu(target: str, elf: Path, timeout: int = 300, fw: Path | None = None,
         raise UserError(f"{target}: the firmware exited with status {proc.returncode}: "
                         f"{_last_line(proc.stdout + proc.stderr)}")
     return proc.stdout, counts
-
-
-def run_and_parse(target: str, elf: Path, parse, fw: Path | None = None):
-    """Run ``elf`` on the target's board and parse its output with ``parse``: (parsed output, seconds)."""
-    t0 = time.perf_counter()
-    text, _ = run_qemu(target, elf, fw=fw)
-    try:
-        out = parse(text)
-    except ValueError as exc:
-        raise UserError(f"{target}: unexpected firmware output: {exc}") from None
-    return out, time.perf_counter() - t0
 
 
 # ------------------------------------------------------------------------------------------ parity run
@@ -383,6 +373,7 @@ class AudioReport:
     ram: int
     build_seconds: float
     run_seconds: float | None
+    profile: dict | None = None  # the front end's stages per bin (firmware_profile.Profile.as_dict()), if profiled
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -406,8 +397,10 @@ def stage_audio_inputs(work: Path, plan, files: dict[str, str], clips) -> tuple[
 
 def audio_parity(net, plan, files: dict[str, str], clips, target: str, work: Path, optimize: str = "-O2",
                  reference_kernels: bool = False, fw: Path | None = None,
-                 portable_kernels: bool = False) -> AudioReport:
-    """Build the audio app for ``clips`` (int16) on ``target``, run it (if emulated) and compare everything."""
+                 portable_kernels: bool = False, profile: bool = False) -> AudioReport:
+    """Build the audio app for ``clips`` (int16) on ``target``, run it (if emulated) and compare everything; with
+    ``profile`` also count the instructions of every stage of the front end (the regions of
+    ``<prefix>_frontend.c``) exactly, per bin."""
     from . import firmware_audio
 
     work = Path(work)
@@ -428,7 +421,17 @@ def audio_parity(net, plan, files: dict[str, str], clips, target: str, work: Pat
     )
     if not report.machine:
         return report
-    out, report.run_seconds = run_and_parse(target, b.elf, firmware_audio.parse_output, fw)
+    t0 = time.perf_counter()
+    cmap = None
+    if profile:
+        sources = {name: text for name, text in files.items() if name.endswith(".c")}
+        cmap = firmware_profile.code_map(b.elf, sources, c_dir, outside=(firmware_dir(fw), app_dir))
+    text, counts = run_qemu(target, b.elf, fw=fw, code_map=cmap)
+    try:
+        out = firmware_audio.parse_output(text)
+    except ValueError as exc:
+        raise UserError(f"{target}: unexpected firmware output: {exc}") from None
+    report.run_seconds = time.perf_counter() - t0
     exp = firmware_audio.expected(net, clips)
     check = firmware_audio.check(exp, out)
     report.bit_exact, report.first_mismatch = check.exact, check.first
@@ -437,7 +440,43 @@ def audio_parity(net, plan, files: dict[str, str], clips, target: str, work: Pat
     report.insns_per_hop_max = max(out.insns(r.listen_ticks_max) for r in out.results)
     report.frontend_insns_per_hop = out.insns(sum(r.hear_ticks_sum for r in out.results)) / blocks
     report.frontend_insns_per_hop_max = max(out.insns(r.hear_ticks_max) for r in out.results)
+    if counts is not None:
+        report.profile = _frontend_profile(plan, files, counts, sum(len(c) // fe.hop for c in clips)).as_dict()
     return report
+
+
+def _frontend_profile(plan, files: dict[str, str], counts, bins: int):
+    """The front end's stages per bin, from a traced run of the audio app: its regions only (the network's are
+    the parity app's), over the ``2 * bins`` bins it computed (every bin once in listen and once in hear)."""
+    names = firmware_profile.region_names(files[f"{plan.prefix}_frontend.c"])
+    calls = counts.entries.get(f"{plan.prefix}_fe_feed", 0)
+    if calls < 2 * bins:
+        raise UserError(f"the profile saw {calls} calls of {plan.prefix}_fe_feed, expected at least {2 * bins}")
+    mine = replace(counts, regions=Counter({n: v for n, v in counts.regions.items() if n in names}))
+    return firmware_profile.make_profile(mine, names, 2 * bins)
+
+
+def format_audio_profiles(reports: list[AudioReport]) -> str:
+    """One table of the profiled audio reports: instructions of each front-end stage per bin (rows) and target
+    (columns); empty if none was profiled."""
+    done = [r for r in reports if r.profile]
+    if not done:
+        return ""
+    names = list(dict.fromkeys(row["name"] for r in done for row in r.profile["regions"]))
+    rows = []
+    for name in names:
+        cells = []
+        for r in done:
+            row = next((x for x in r.profile["regions"] if x["name"] == name), None)
+            cells.append("-" if row is None else f"{row['insns_per_step']:,.0f}")
+        rows.append((name, *cells))
+    rows.append(("total (profiled)", *[f"{r.profile['total_per_step']:,.0f}" for r in done]))
+    rows.append(("<prefix>_hear per block (SysTick)", *[f"{r.frontend_insns_per_hop:,.0f}" for r in done]))
+    lines = ["profile of the front end: instructions per bin (10 ms of audio) by stage (exact QEMU instruction "
+             "counts from the execution log)"]
+    lines += aligned(("stage", *[r.target for r in done]), rows)
+    lines.append("the SysTick row includes the loop of <prefix>_hear around the per-bin work and the timer reads")
+    return "\n".join(lines)
 
 
 def format_audio_reports(reports: list[AudioReport]) -> str:

@@ -36,8 +36,9 @@ def _common(p, *, samples_default: int, clips_default: int = 4) -> None:
     p.add_argument("--firmware-dir", type=Path, default=None, help="the firmware/ folder of a delrec-edge checkout")
     p.add_argument("--json", type=Path, default=None, help="also write the report as JSON to this file")
     p.add_argument("--profile", action="store_true",
-                   help="also split the instructions of a step by kernel (named regions of the step function), "
-                        "exactly, from QEMU's execution log and the image's debug info (slower run)")
+                   help="also split the instructions of a step by kernel (named regions of the step function), and "
+                        "with --audio (or the report's audio app) the front end's per-bin work by stage, exactly, from "
+                        "QEMU's execution log and the image's debug info (slower run)")
     p.add_argument("--clips", type=int, default=clips_default,
                    help="test audio clips embedded in the audio app (int16 PCM, fed in 10 ms blocks)")
 
@@ -108,7 +109,7 @@ def _audio(args, target: str, run_dir, net, plan, files, clips):
 
     work = _target_work(args, run_dir, target)
     return audio_parity(net, plan, files, clips, target, work, args.opt, args.reference_kernels, args.firmware_dir,
-                        portable_kernels=args.portable_kernels)
+                        portable_kernels=args.portable_kernels, profile=getattr(args, "profile", False))
 
 
 def _one(args, target: str, run_dir, net, plan, files, x):
@@ -183,7 +184,7 @@ def run_build(args) -> int:
 
 def run_run(args) -> int:
     from codegen.common.errors import UserError
-    from codegen.verify.firmware_run import format_audio_reports, format_reports
+    from codegen.verify.firmware_run import format_audio_profiles, format_audio_reports, format_reports
 
     if args.audio:
         run_dir, net, plan, files, _ = _prepare(args, counts=False)
@@ -195,6 +196,8 @@ def run_run(args) -> int:
         print(f"target parity (audio): bit-exact on {a.bit_exact}/{a.clips} clips ({args.target}, {a.machine}; "
               f"{a.blocks} blocks of 10 ms, each block's counts and complete state)")
         print(format_audio_reports([a]))
+        if a.profile:
+            print(format_audio_profiles([a]))
         if a.bit_exact != a.clips:
             raise UserError(f"{args.target}: the audio app differs from the integer reference: {a.first_mismatch}")
         return 0
@@ -221,7 +224,7 @@ def run_report(args) -> int:
     if bad or not targets:
         raise UserError(f"unknown target(s) {', '.join(bad) or '(none)'}; choose from {', '.join(TARGETS)}")
     run_dir, net, plan, files, x = _prepare(args)
-    from codegen.verify.firmware_run import format_audio_reports
+    from codegen.verify.firmware_run import format_audio_profiles, format_audio_reports
     from pytrain.deploy.parity import has_test_audio
 
     reports = [_one(args, t, run_dir, net, plan, files, x) for t in targets]
@@ -234,6 +237,8 @@ def run_report(args) -> int:
         print()
         print(f"front end (audio app, {len(clips)} test clips in 10 ms blocks):")
         print(format_audio_reports(audio))
+        if any(a.profile for a in audio):
+            print(format_audio_profiles(audio))
     _write_json(args.json, reports + audio)
     mismatched = [r for r in reports if r.bit_exact is not None and r.bit_exact != r.samples]
     mismatched += [a for a in audio if a.bit_exact is not None and a.bit_exact != a.clips]

@@ -43,6 +43,26 @@ def test_the_trained_model_hears_bit_exactly_on_every_emulated_core(quantized_au
     assert r["frontend_state_ram"] <= 1024
 
 
+@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m0plus"])
+def test_the_front_end_profile_splits_the_per_bin_work_by_stage(quantized_audio_edge, target, tmp_path, capsys):
+    """Every stage of the front end's per-bin work is a region with instructions; together they account for what
+    SysTick measures around <prefix>_hear per block, less the call's loop and the timer reads."""
+    from codegen.verify.firmware_profile import region_names
+
+    _, run = quantized_audio_edge
+    out_json = tmp_path / "a.json"
+    assert main(["firmware", "run", "--target", target, "--model", str(run), "--audio", "--clips", "1", "--profile",
+                 "--out", str(tmp_path / "w"), "--json", str(out_json)]) == 0  # fmt: skip
+    assert "profile of the front end" in capsys.readouterr().out
+    (r,) = json.loads(out_json.read_text())
+    stages = region_names((tmp_path / "w" / "c" / "model_frontend.c").read_text())
+    assert stages[0] == "front end samples" and stages[-1] == "front end encoder" and len(stages) == 8
+    rows = r["profile"]["regions"]
+    assert [x["name"] for x in rows] == stages and all(x["insns_per_step"] > 0 for x in rows)
+    total = r["profile"]["total_per_step"]
+    assert 0.97 * r["frontend_insns_per_hop"] <= total <= r["frontend_insns_per_hop"], (total, r["frontend_insns_per_hop"])
+
+
 def test_the_m0plus_audio_app_is_built(quantized_audio_edge, tmp_path, capsys):
     _, run = quantized_audio_edge
     assert main(["firmware", "build", "--target", "cortex-m0plus", "--model", str(run), "--audio", "--clips", "1",
